@@ -1,0 +1,1 @@
+"""Persistence: the signature folder, the batch store, the commit journal, the run lock."""

@@ -1,0 +1,124 @@
+"""The commit protocol, run on a background thread so encoding and fsync overlap step work.
+
+Data flow: the scheduler submits ``(record, rows, path)``; the writer thread writes the batch
+file atomically (temp name, fsync, rename), then appends the record to the journal (one line,
+fsync per drained group). Jobs are committed strictly in submission order, and the scheduler
+submits a batch only after the batches it was built from, so the journal never counts a batch
+whose inputs are not counted. The first error stops the writer and is raised to the scheduler.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distil_dagster.cache.atomic import fsync_dir
+from distil_dagster.cache.batch_store import write_rows
+from distil_dagster.cache.journal import BatchRecord, CommitJournal
+from distil_dagster.cache.layout import CacheLayout
+
+__all__ = ["BatchCommitter"]
+
+
+@dataclass(slots=True)
+class _Job:
+    record: BatchRecord
+    rows: list[dict[str, Any]] | None
+    path: Path | None
+
+
+class BatchCommitter:
+    """Writes batch files and journals them, in order, on one writer thread.
+
+    Args:
+        layout: the signature folder.
+        fsync: fsync files, folders and the journal (survives power loss, not only kills).
+        max_pending: submitted-but-unwritten batches before ``submit`` blocks (bounds memory).
+    """
+
+    def __init__(self, layout: CacheLayout, fsync: bool = True, max_pending: int = 16) -> None:
+        self.layout = layout
+        self.fsync = fsync
+        self.max_pending = max_pending
+        self.journal = CommitJournal(layout.journal)
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._error: BaseException | None = None
+        self._closing = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="distil-dagster-committer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: BatchRecord, rows: list[dict[str, Any]] | None, path: Path | None) -> None:
+        """Queue a batch for commit; ``rows`` are written to ``path`` first (``None``: no file)."""
+        if path is not None:
+            record.file = self.layout.relative(path)
+        with self._cond:
+            while len(self._jobs) >= self.max_pending and self._error is None:
+                self._cond.wait(timeout=1.0)
+            self._raise_error()
+            self._jobs.append(_Job(record, rows, path))
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Block until every submitted batch is committed; raise the writer's error if any."""
+        with self._cond:
+            while (self._jobs or self._busy) and self._error is None:
+                self._cond.wait(timeout=1.0)
+            self._raise_error()
+
+    def close(self) -> None:
+        """Commit what was submitted (unless the writer failed), then stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        self.journal.close()
+        with self._cond:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closing:
+                    self._cond.wait()
+                if not self._jobs:
+                    return
+                group = list(self._jobs)
+                self._jobs.clear()
+                self._busy = True
+                self._cond.notify_all()
+            try:
+                self._commit(group)
+            except BaseException as exc:  # handed to the scheduler thread, which re-raises it
+                with self._cond:
+                    self._error = exc
+                    self._busy = False
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _commit(self, group: list[_Job]) -> None:
+        dirs: set[Path] = set()
+        written: list[BatchRecord] = []
+        try:
+            for job in group:
+                if job.path is not None and job.rows is not None:
+                    job.record.size = write_rows(job.path, job.rows, job.record.step, self.fsync)
+                    dirs.add(job.path.parent)
+                written.append(job.record)
+        finally:
+            # Whatever was written before a failure is still committed, in order.
+            if self.fsync:
+                for directory in dirs:
+                    fsync_dir(directory)
+            self.journal.append(written, self.fsync)

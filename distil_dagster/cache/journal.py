@@ -1,0 +1,138 @@
+"""The commit journal: one JSON line per committed output batch, appended, never rewritten.
+
+A batch counts as done exactly when its line is in the journal, and its line is appended only
+after its file was renamed into place. A line cut short by a kill is the uncommitted tail and
+is dropped (the file is truncated back to the last whole line before appending again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distil_dagster.errors import CacheCorruptedError
+
+__all__ = ["BatchRecord", "CommitJournal"]
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """A committed output batch of one step.
+
+    Attributes:
+        step: the producing step.
+        seq_no: the batch's number among the step's outputs (0-based).
+        num_rows: rows in the batch.
+        last_batch: whether it is the step's last batch.
+        file: path of the batch file relative to the signature folder (``None`` when empty).
+        size: size of that file in bytes.
+        failed_rows: rows whose step failed (outputs imputed with ``None``).
+        created_from: predecessor -> ``[(source seq_no, start row, end row), ...]``.
+        routed_to: for a routing step's batch, the steps it was routed to.
+        source_seq: for a routed step's batch, the upstream batch it was cut from.
+    """
+
+    step: str
+    seq_no: int
+    num_rows: int
+    last_batch: bool
+    file: str | None = None
+    size: int | None = None
+    failed_rows: int = 0
+    created_from: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    routed_to: list[str] | None = None
+    source_seq: int | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"step": self.step, "seq": self.seq_no, "rows": self.num_rows, "last": self.last_batch}
+        if self.file is not None:
+            data["file"], data["size"] = self.file, self.size
+        if self.failed_rows:
+            data["failed"] = self.failed_rows
+        if self.created_from:
+            data["from"] = self.created_from
+        if self.routed_to is not None:
+            data["routed"] = self.routed_to
+        if self.source_seq is not None:
+            data["source"] = self.source_seq
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> BatchRecord:
+        data = json.loads(line)
+        return cls(
+            step=data["step"],
+            seq_no=int(data["seq"]),
+            num_rows=int(data["rows"]),
+            last_batch=bool(data["last"]),
+            file=data.get("file"),
+            size=data.get("size"),
+            failed_rows=int(data.get("failed", 0)),
+            created_from={k: [tuple(x) for x in v] for k, v in data.get("from", {}).items()},  # type: ignore[misc]  # JSON lists of 3
+            routed_to=data.get("routed"),
+            source_seq=data.get("source"),
+        )
+
+
+class CommitJournal:
+    """Append-only journal of :class:`BatchRecord` lines in ``commits.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def read(self) -> dict[str, dict[int, BatchRecord]]:
+        """Committed records by step and seq_no; drops (and cuts off) a torn last line."""
+        records: dict[str, dict[int, BatchRecord]] = {}
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return records
+        good_end = 0
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, start=1):
+            is_tail = number == len(lines)
+            if not line:
+                if not is_tail:
+                    good_end += 1
+                continue
+            try:
+                record = BatchRecord.from_json(line.decode("utf-8"))
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                if is_tail:
+                    break  # torn write of the last commit: it never counted
+                raise CacheCorruptedError(
+                    f"Commit journal {self.path} is corrupted at line {number} ({exc}); "
+                    "run again with use_cache=False to recompute."
+                ) from exc
+            if is_tail:
+                break  # no newline: the commit was cut short
+            records.setdefault(record.step, {})[record.seq_no] = record
+            good_end += len(line) + 1
+        if good_end < len(raw):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good_end)
+        return records
+
+    def append(self, records: list[BatchRecord], fsync: bool) -> None:
+        """Append records, one line each, with one write (and one fsync)."""
+        if not records:
+            return
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        payload = "".join(r.to_json() + "\n" for r in records).encode("utf-8")
+        view = memoryview(payload)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,87 @@
+"""Where things live inside ``<cache_dir>/<pipeline name>/<signature>/``.
+
+```
+pipeline.yaml                      the pipeline (secrets excluded)
+pipeline.log                       the run's log
+batch_manager.json                 snapshot: status and per-step counters (no row data)
+batch_manager_steps/<step>.json    snapshot per step: committed batches and rows
+commits.jsonl                      the commit journal, the source of truth (one line per batch)
+data/<leaf>/00001.parquet ...      leaf outputs, file number = seq_no + 1
+steps/<step>/00001.pkl ...         intermediate outputs of non-leaf steps
+```
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CacheLayout"]
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Paths of one pipeline signature's cache folder."""
+
+    root: Path
+
+    @classmethod
+    def for_pipeline(cls, cache_dir: Path, name: str, signature: str) -> CacheLayout:
+        return cls(Path(cache_dir) / name / signature)
+
+    @property
+    def pipeline_yaml(self) -> Path:
+        return self.root / "pipeline.yaml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "pipeline.log"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "batch_manager.json"
+
+    @property
+    def steps_snapshot_dir(self) -> Path:
+        return self.root / "batch_manager_steps"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "commits.jsonl"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def steps_dir(self) -> Path:
+        return self.root / "steps"
+
+    def batch_file(self, step: str, seq_no: int, leaf: bool) -> Path:
+        """The file of output batch ``seq_no`` of ``step`` (Parquet for leaves)."""
+        if leaf:
+            return self.data_dir / step / f"{seq_no + 1:05d}.parquet"
+        return self.steps_dir / step / f"{seq_no + 1:05d}.pkl"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def create(self) -> None:
+        """Create the folder with user-only permissions."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for parent in (self.root.parent, self.root.parent.parent):
+            if parent.exists() and parent.stat().st_uid == os.getuid():
+                os.chmod(parent, 0o700)
+
+    def clear_outputs(self) -> None:
+        """Remove every output and state file (``use_cache=False``); keeps the lock and the log."""
+        for path in (self.data_dir, self.steps_dir, self.steps_snapshot_dir):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (self.journal, self.snapshot):
+            path.unlink(missing_ok=True)

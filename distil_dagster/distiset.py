@@ -1,0 +1,136 @@
+"""``Distiset``: the dataset a pipeline produces, one ``DatasetDict`` (split ``train``) per leaf.
+
+``create_distiset`` reads the leaf Parquet files of a cache folder. When the folder carries its
+commit journal, only committed files are read (a crashed run's stray files never leak in).
+Schemas that differ across batches (``None`` in one, ``str`` in the next) are unified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from distil_dagster.cache.batch_store import read_leaf_table
+from distil_dagster.cache.journal import CommitJournal
+from distil_dagster.errors import CacheCorruptedError
+
+__all__ = ["Distiset", "create_distiset"]
+
+_logger = logging.getLogger("distil_dagster")
+_METADATA = "distilabel_metadata"
+
+
+class Distiset(dict[str, DatasetDict]):
+    """Configs (leaf step names, or ``default`` for a single leaf) mapped to ``DatasetDict``s.
+
+    Attributes:
+        pipeline_path: the ``pipeline.yaml`` that produced it, when known.
+        log_filename_path: the ``pipeline.log`` of that run, when known.
+    """
+
+    pipeline_path: Path | None = None
+    log_filename_path: Path | None = None
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"    {name}: {dd!r}".replace("\n", "\n    ") for name, dd in self.items())
+        return f"Distiset({{\n{inner}\n}})"
+
+    def save_to_disk(self, distiset_path: str | os.PathLike[str], **kwargs: Any) -> None:
+        """Save every config under ``distiset_path/<config>``, with ``pipeline.yaml`` and ``pipeline.log``."""
+        root = Path(distiset_path)
+        root.mkdir(parents=True, exist_ok=True)
+        for name, dataset_dict in self.items():
+            dataset_dict.save_to_disk(str(root / name), **kwargs)
+        for source in (self.pipeline_path, self.log_filename_path):
+            if source is not None and Path(source).exists():
+                shutil.copyfile(source, root / Path(source).name)
+
+    @classmethod
+    def load_from_disk(cls, distiset_path: str | os.PathLike[str], **kwargs: Any) -> Distiset:
+        """Load a Distiset written by :meth:`save_to_disk`."""
+        root = Path(distiset_path)
+        distiset = cls()
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            loaded = load_from_disk(str(child), **kwargs)
+            distiset[child.name] = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+        for attr, filename in (("pipeline_path", "pipeline.yaml"), ("log_filename_path", "pipeline.log")):
+            if (root / filename).exists():
+                setattr(distiset, attr, root / filename)
+        return distiset
+
+    def train_test_split(self, train_size: float, shuffle: bool = True, seed: int | None = None) -> Distiset:
+        """Split the ``train`` split of every config into ``train`` and ``test``."""
+        for name, dataset_dict in self.items():
+            self[name] = dataset_dict["train"].train_test_split(train_size=train_size, shuffle=shuffle, seed=seed)
+        return self
+
+
+def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[tuple[Path, int | None]]]:
+    journal = root / "commits.jsonl"
+    leaves: dict[str, list[tuple[Path, int | None]]] = {}
+    if journal.exists():
+        committed = CommitJournal(journal).read()
+        for step, records in committed.items():
+            files = [(root / r.file, r.size) for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")]
+            if (data_dir / step).is_dir() or files:
+                leaves[step] = files
+        for child in data_dir.iterdir() if data_dir.is_dir() else []:
+            if child.is_dir():
+                leaves.setdefault(child.name, [])
+        return leaves
+    for child in sorted(p for p in data_dir.iterdir() if p.is_dir()) if data_dir.is_dir() else []:
+        leaves[child.name] = [(p, None) for p in sorted(child.glob("[0-9]*.parquet"))]
+    return leaves
+
+
+def _concat(tables: list[pa.Table], where: Path) -> pa.Table:
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise CacheCorruptedError(f"Leaf batches in {where} have schemas that cannot be unified: {exc}.") from exc
+
+
+def create_distiset(
+    data_dir: str | os.PathLike[str],
+    pipeline_path: str | os.PathLike[str] | None = None,
+    log_filename_path: str | os.PathLike[str] | None = None,
+    enable_metadata: bool = False,
+    keep_in_memory: bool = False,
+) -> Distiset:
+    """Build a Distiset from a cache folder (the signature folder or its ``data`` folder).
+
+    Args:
+        data_dir: the signature folder, or its ``data`` folder holding one folder per leaf.
+        pipeline_path: the ``pipeline.yaml`` (default: found next to ``data``).
+        log_filename_path: the ``pipeline.log`` (default: found next to ``data``).
+        enable_metadata: keep the ``distilabel_metadata`` column.
+        keep_in_memory: accepted for compatibility; datasets are always built in memory here.
+    """
+    given = Path(data_dir)
+    if (given / "data").is_dir() or (given / "commits.jsonl").exists():
+        root, data = given, given / "data"
+    else:
+        root, data = given.parent, given
+    distiset = Distiset()
+    for leaf, files in sorted(_leaf_files(root, data).items()):
+        if not files:
+            _logger.warning("Leaf step '%s' produced no rows; it is left out of the Distiset.", leaf)
+            continue
+        table = _concat([read_leaf_table(path, size) for path, size in files], data / leaf)
+        if not enable_metadata and _METADATA in table.column_names:
+            table = table.drop_columns([_METADATA])
+        distiset[leaf] = DatasetDict({"train": Dataset(table)})
+    if len(distiset) == 1:
+        only = next(iter(distiset))
+        distiset["default"] = distiset.pop(only)
+    yaml_path = Path(pipeline_path) if pipeline_path else root / "pipeline.yaml"
+    log_path = Path(log_filename_path) if log_filename_path else root / "pipeline.log"
+    distiset.pipeline_path = yaml_path if yaml_path.exists() else None
+    distiset.log_filename_path = log_path if log_path.exists() else None
+    return distiset

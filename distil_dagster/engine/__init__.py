@@ -1,0 +1,1 @@
+"""Execution: batches, the batch manager, the scheduler loop and worker backends."""

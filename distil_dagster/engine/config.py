@@ -1,0 +1,25 @@
+"""Engine settings shared by every backend."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt
+
+__all__ = ["EngineConfig"]
+
+
+class EngineConfig(BaseModel):
+    """How the engine runs a pipeline (none of this changes the output or the signature).
+
+    Attributes:
+        step_retries: extra attempts for a batch whose non-global step raised, before its outputs
+            are imputed with ``None`` and its rows marked failed.
+        fsync: fsync batch files and the journal (survives power loss; kills are safe without).
+        lock_timeout: seconds to wait for another run of the same pipeline to release the cache.
+        max_pending_writes: committed batches that may wait for the writer before the scheduler
+            blocks (bounds memory).
+    """
+
+    step_retries: NonNegativeInt = Field(default=2)
+    fsync: bool = True
+    lock_timeout: PositiveFloat = 600.0
+    max_pending_writes: PositiveInt = 16

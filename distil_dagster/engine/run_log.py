@@ -1,0 +1,39 @@
+"""The run's log: ``pipeline.log`` in the signature folder, and the console when nothing else logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["LOGGER_NAME", "run_logging"]
+
+LOGGER_NAME = "distil_dagster"
+_FORMAT = "%(asctime)s %(levelname)s [%(processName)s] %(message)s"
+
+
+@contextmanager
+def run_logging(log_file: Path | None) -> Iterator[logging.Logger]:
+    """Attach the run's handlers to the ``distil_dagster`` logger for the duration of a run."""
+    logger = logging.getLogger(LOGGER_NAME)
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    if not logging.getLogger().handlers:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    previous_level = logger.level
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        logger.addHandler(handler)
+    try:
+        yield logger
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(previous_level)

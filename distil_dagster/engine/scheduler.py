@@ -1,0 +1,195 @@
+"""The scheduler loop: hands ready batches to a worker backend and commits their results.
+
+Data flow: replay the journal into the batch manager (rows stay on disk), then loop: submit the
+deepest ready batch (or, when nothing is ready, the next batch of a generator whose consumers
+wait), block on the backend for a result, register it with the batch manager (which routes it
+and feeds the consumers) and queue it for commit. A batch is registered before anything built
+from it can be submitted, so commits reach the journal in dependency order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from distil_dagster.cache.batch_store import read_rows
+from distil_dagster.cache.committer import BatchCommitter
+from distil_dagster.cache.journal import BatchRecord
+from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.engine.backend import GenerateTask, ProcessTask, Task, TaskResult, WorkerBackend
+from distil_dagster.engine.batch import Rows
+from distil_dagster.engine.batch_manager import BatchManager
+from distil_dagster.errors import DistilDagsterError
+
+if TYPE_CHECKING:
+    from distil_dagster.pipeline.dag import DAG
+
+__all__ = ["RunSummary", "Scheduler", "StepStats"]
+
+
+@dataclass
+class StepStats:
+    """Per-step counters reported at the end of a run (and to Dagster as metadata)."""
+
+    batches: int = 0
+    rows: int = 0
+    failed_rows: int = 0
+    reused_batches: int = 0
+    reused_rows: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    steps: dict[str, StepStats] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Generator:
+    name: str
+    seq_no: int = 0
+    offset: int = 0
+    finished: bool = False
+    in_flight: bool = False
+
+
+class Scheduler:
+    """Drives one run of a (sub-)DAG to completion on a backend.
+
+    Args:
+        dag: the graph to run.
+        layout: the signature folder.
+        committed: the journal's records (step -> seq_no -> record).
+        backend: where steps run.
+        committer: commits batch files and journal lines.
+        seed: the pipeline seed (routing).
+        logger: the run's logger.
+        dry_run: stop every generator after its first batch.
+        capacity: tasks in flight at once (1 for the inline backend).
+    """
+
+    def __init__(
+        self,
+        dag: DAG,
+        layout: CacheLayout,
+        committed: dict[str, dict[int, BatchRecord]],
+        backend: WorkerBackend,
+        committer: BatchCommitter,
+        seed: int,
+        logger: logging.Logger,
+        dry_run: bool = False,
+        capacity: int = 1,
+    ) -> None:
+        self.dag = dag
+        self.layout = layout
+        self.committed = committed
+        self.backend = backend
+        self.committer = committer
+        self.logger = logger
+        self.dry_run = dry_run
+        self.capacity = capacity
+        self.leaves = set(dag.leaves)
+        self.summary = RunSummary({name: StepStats() for name in dag.names})
+        self.manager = BatchManager(dag, {s: set(r) for s, r in committed.items()}, self._load, seed)
+        self.generators = [_Generator(n) for n in dag.topological_order() if dag.step(n).is_generator]
+        self._in_flight = 0
+        self._started: dict[int, float] = {}
+
+    def _load(self, record: BatchRecord) -> Rows:
+        if record.file is None:
+            return []
+        return read_rows(self.layout.root / record.file, record.size)
+
+    def replay(self) -> None:
+        """Feed the committed batches to the batch manager, in dependency order."""
+        for name in self.dag.topological_order():
+            records = self.committed.get(name, {})
+            stats = self.summary.steps[name]
+            for seq in sorted(records):
+                record = records[seq]
+                self.manager.register(record, None)
+                stats.reused_batches += 1
+                stats.reused_rows += record.num_rows
+                stats.failed_rows += record.failed_rows
+        for gen in self.generators:
+            records = self.committed.get(gen.name, {})
+            while gen.seq_no in records:
+                record = records[gen.seq_no]
+                gen.offset += record.num_rows
+                gen.seq_no += 1
+                gen.finished = record.last_batch
+
+    def steps_with_work(self) -> list[str]:
+        """Steps whose last batch is not committed yet (only these are loaded)."""
+        done = {n for n, recs in self.committed.items() if any(r.last_batch for r in recs.values())}
+        return [n for n in self.dag.topological_order() if n not in done]
+
+    def run(self) -> RunSummary:
+        """Compute every missing batch. Raises the first error that stops the run."""
+        start = time.perf_counter()
+        while True:
+            while self._in_flight < self.capacity:
+                task = self._next_task()
+                if task is None:
+                    break
+                self._started[id(task)] = time.perf_counter()
+                self.backend.submit(task)
+                self._in_flight += 1
+            if self._in_flight == 0:
+                break
+            result = self.backend.receive()
+            self._in_flight -= 1
+            self._handle(result)
+        unfinished = [n for n in self.steps_with_work() if not self._finished(n)]
+        if unfinished:
+            raise DistilDagsterError(f"The run ended with steps that did not finish: {unfinished}. This is a bug; please report it.")
+        self.summary.seconds = time.perf_counter() - start
+        return self.summary
+
+    def _finished(self, name: str) -> bool:
+        for gen in self.generators:
+            if gen.name == name:
+                return gen.finished
+        return self.manager.is_done(name)
+
+    def _next_task(self) -> Task | None:
+        batch = self.manager.next_batch()
+        if batch is not None:
+            return ProcessTask(batch)
+        waiting = [g.name for g in self.generators if not g.finished and not g.in_flight]
+        for name in self.manager.hungry_generators(waiting):
+            gen = next(g for g in self.generators if g.name == name)
+            gen.in_flight = True
+            return GenerateTask(gen.name, gen.seq_no, gen.offset)
+        return None
+
+    def _handle(self, result: TaskResult) -> None:
+        task = result.task
+        elapsed = time.perf_counter() - self._started.pop(id(task), time.perf_counter())
+        if result.error is not None:
+            raise result.error
+        if isinstance(task, GenerateTask):
+            gen = next(g for g in self.generators if g.name == task.step)
+            last = result.last_batch or self.dry_run
+            record = BatchRecord(task.step, task.seq_no, len(result.rows), last)
+            gen.in_flight = False
+            gen.seq_no += 1
+            gen.offset += len(result.rows)
+            gen.finished = last
+        else:
+            batch = task.batch
+            record = BatchRecord(
+                batch.step, batch.seq_no, len(result.rows), batch.last_batch,
+                failed_rows=result.failed_rows, created_from=batch.created_from, source_seq=batch.source_seq,
+            )
+        stats = self.summary.steps[record.step]
+        stats.batches += 1
+        stats.rows += record.num_rows
+        stats.failed_rows += record.failed_rows
+        stats.seconds += elapsed
+        self.manager.register(record, result.rows)
+        path = self.layout.batch_file(record.step, record.seq_no, record.step in self.leaves) if result.rows else None
+        self.committer.submit(record, result.rows, path)

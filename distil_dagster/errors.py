@@ -1,0 +1,64 @@
+"""The exception hierarchy of distil_dagster.
+
+Every error raised on purpose derives from :class:`DistilDagsterError`; subclasses also inherit
+the matching builtin so that code written for distilabel (``except ValueError``) keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheCorruptedError",
+    "CacheLockedError",
+    "DistilDagsterError",
+    "GeneratorStepError",
+    "GlobalStepError",
+    "PipelineValidationError",
+    "StepExecutionError",
+    "StepLoadError",
+    "StepOutputError",
+]
+
+
+class DistilDagsterError(Exception):
+    """Base class of every error raised by distil_dagster."""
+
+
+class PipelineValidationError(DistilDagsterError, ValueError):
+    """The pipeline (or its runtime parameters) is invalid; raised before any work starts.
+
+    Attributes:
+        problems: every problem found, one message each, naming the step and column.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"Invalid pipeline ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class StepLoadError(DistilDagsterError, RuntimeError):
+    """A step's ``load()`` failed; the run stopped before data flowed."""
+
+
+class StepExecutionError(DistilDagsterError, RuntimeError):
+    """A step failed in a way that stops the run; the original error is the ``__cause__``."""
+
+
+class GlobalStepError(StepExecutionError):
+    """A global step raised; the run stopped with the cache consistent."""
+
+
+class GeneratorStepError(StepExecutionError):
+    """A generator step raised; the run stopped with the cache consistent."""
+
+
+class StepOutputError(DistilDagsterError, ValueError):
+    """A step produced output that cannot be stored (e.g. a column with mixed types)."""
+
+
+class CacheCorruptedError(DistilDagsterError, RuntimeError):
+    """A cache file is unreadable; the message names the file and the way out."""
+
+
+class CacheLockedError(DistilDagsterError, RuntimeError):
+    """Another run holds the lock of this pipeline's cache folder."""

@@ -1,0 +1,1 @@
+"""Mixins shared by steps and models (distilabel's ``distilabel.mixins``)."""

@@ -1,0 +1,180 @@
+"""``Pipeline``: the authoring object (context manager, steps, ``>>``, run, dry run, YAML).
+
+The pipeline holds the DAG and hands itself to the engine in ``run()``; it does not execute.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from distil_dagster.errors import PipelineValidationError
+from distil_dagster.pipeline.context import reset_active_pipeline, set_active_pipeline
+from distil_dagster.pipeline.dag import DAG, unsafe_name_reason
+from distil_dagster.pipeline.routing import RoutingBatchFunction
+from distil_dagster.pipeline.signature import dag_signature
+
+if TYPE_CHECKING:
+    from distil_dagster.distiset import Distiset
+    from distil_dagster.engine.config import EngineConfig
+    from distil_dagster.steps.base import _Step
+
+__all__ = ["Pipeline", "default_cache_dir"]
+
+Executor = Literal["inline", "processes"]
+
+
+def default_cache_dir() -> Path:
+    """``DISTIL_DAGSTER_CACHE_DIR``, else ``DISTILABEL_CACHE_DIR``, else ``~/.cache/distil_dagster/pipelines``."""
+    for var in ("DISTIL_DAGSTER_CACHE_DIR", "DISTILABEL_CACHE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    return Path.home() / ".cache" / "distil_dagster" / "pipelines"
+
+
+class Pipeline:
+    """A distilabel-style pipeline: create steps inside ``with Pipeline(...) as p:`` and connect them with ``>>``.
+
+    Args:
+        name: the pipeline's name (a folder name in the cache).
+        description: free text, kept in ``pipeline.yaml``.
+        cache_dir: where the cache lives (see :func:`default_cache_dir`).
+        enable_metadata: keep the ``distilabel_metadata`` column in the Distiset.
+        requirements: accepted for distilabel compatibility; recorded only.
+        seed: seeds routing decisions, so every run routes the same way.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        enable_metadata: bool = False,
+        requirements: list[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.name = name or "pipeline"
+        self.description = description
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.enable_metadata = enable_metadata
+        self.requirements = list(requirements or [])
+        self.seed = seed
+        self.dag = DAG()
+        self._step_count = 0
+        self._tokens: list[object] = []
+
+    def __enter__(self) -> Pipeline:
+        self._tokens.append(set_active_pipeline(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        reset_active_pipeline(self._tokens.pop())
+
+    def __repr__(self) -> str:
+        return f"Pipeline(name={self.name!r}, steps={self.dag.names})"
+
+    # -- building (called by steps) -------------------------------------------------------------
+    def next_step_index(self) -> int:
+        """The index used to name the next unnamed step (``<class_snake>_<index>``)."""
+        index = self._step_count
+        return index
+
+    def add_step(self, step: _Step) -> None:
+        """Register a step (done by the step itself when created in the ``with`` block)."""
+        self._step_count += 1
+        self.dag.add_step(step)
+
+    def add_edge(self, source: str, target: str) -> None:
+        """Connect two steps by name."""
+        self.dag.add_edge(source, target)
+
+    def add_routing_batch_function(self, upstream: str, function: RoutingBatchFunction, targets: list[str]) -> None:
+        """Route the batches of ``upstream`` to ``targets`` through ``function``."""
+        self.dag.add_routing(upstream, function, targets)
+
+    # -- inspection -----------------------------------------------------------------------------
+    def validate(self, parameters: dict[str, dict[str, Any]] | None = None) -> None:
+        """Raise :class:`PipelineValidationError` listing every problem, or return."""
+        problems = []
+        reason = unsafe_name_reason(self.name)
+        if reason:
+            problems.append(f"Pipeline name {self.name!r} is not a safe folder name: {reason}.")
+        problems.extend(self.dag.validate(parameters))
+        if problems:
+            raise PipelineValidationError(problems)
+
+    @property
+    def signature(self) -> str:
+        """SHA-1 of everything that defines the output (see ``pipeline.signature``)."""
+        return dag_signature(self.dag, self.seed)
+
+    def signature_of(self, steps: list[str]) -> str:
+        """Signature of the sub-DAG made of ``steps``."""
+        return dag_signature(self.dag, self.seed, steps)
+
+    def get_runtime_parameters_info(self) -> dict[str, list[dict[str, Any]]]:
+        """Runtime parameters of every step, by step name."""
+        return {name: self.dag.step(name).get_runtime_parameters_info() for name in self.dag.names}
+
+    # -- running --------------------------------------------------------------------------------
+    def run(
+        self,
+        parameters: dict[str, dict[str, Any]] | None = None,
+        use_cache: bool = True,
+        *,
+        executor: Executor = "inline",
+        config: EngineConfig | None = None,
+    ) -> Distiset:
+        """Run the pipeline (resuming from the cache when possible) and return its Distiset.
+
+        Args:
+            parameters: runtime parameters, ``{step_name: {parameter: value}}``.
+            use_cache: resume from (or return) what the cache holds; ``False`` starts clean.
+            executor: ``"inline"`` runs every step in this process, one after another.
+            config: engine settings (retries, durability, lock timeout).
+        """
+        from distil_dagster.engine.runner import run_pipeline
+
+        return run_pipeline(self, parameters=parameters, use_cache=use_cache, executor=executor, config=config)
+
+    def dry_run(self, parameters: dict[str, dict[str, Any]] | None = None, batch_size: int = 1) -> Distiset:
+        """Run one batch of ``batch_size`` rows from each generator in a throw-away cache.
+
+        The pipeline itself is not changed: a later ``run()`` produces the full dataset.
+        """
+        from distil_dagster.engine.runner import run_pipeline
+
+        params = copy.deepcopy(parameters or {})
+        for name in self.dag.names:
+            if self.dag.step(name).is_generator:
+                params.setdefault(name, {})["batch_size"] = batch_size
+        return run_pipeline(self, parameters=params, use_cache=False, executor="inline", config=None, dry_run=True)
+
+    # -- YAML -----------------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        """The pipeline as plain data (the content of ``pipeline.yaml``)."""
+        from distil_dagster.pipeline.serialization import dump_pipeline
+
+        return dump_pipeline(self)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the pipeline as YAML to ``path``."""
+        from distil_dagster.pipeline.serialization import dump_yaml
+
+        Path(path).write_text(dump_yaml(self), encoding="utf-8")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> Pipeline:
+        """Rebuild a pipeline from a ``pipeline.yaml``."""
+        from distil_dagster.pipeline.serialization import load_yaml
+
+        return load_yaml(path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pipeline:
+        """Rebuild a pipeline from :meth:`dump` output."""
+        from distil_dagster.pipeline.serialization import load_pipeline
+
+        return load_pipeline(data)

@@ -1,0 +1,1 @@
+"""Column operations: keep, group, combine, expand."""

@@ -1,0 +1,103 @@
+"""``@step``: turn a function into a step class (distilabel's decorator).
+
+```python
+@step(inputs=["instruction"], outputs=["length"])
+def InstructionLength(inputs: StepInput, factor: RuntimeParameter[int] = 1) -> StepOutput:
+    for row in inputs:
+        row["length"] = len(row["instruction"]) * factor
+    yield inputs
+```
+
+The function's keyword parameters become runtime parameters. The returned class lives at the
+function's module and name, so ``pipeline.yaml`` can import it back.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from distil_dagster.mixins.runtime_parameters import _RUNTIME_PARAMETER_ANNOTATION, RuntimeParameter
+from distil_dagster.steps.base import _STEP_INPUT_ANNOTATION, GeneratorStep, GlobalStep, Step, _Step
+from distil_dagster.steps.typing import StepColumns
+
+__all__ = ["step"]
+
+_BASES: dict[str, type[_Step]] = {"normal": Step, "global": GlobalStep, "generator": GeneratorStep}
+
+
+def _is_step_input(param: inspect.Parameter) -> bool:
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        return "StepInput" in annotation
+    return get_origin(annotation) is Annotated and _STEP_INPUT_ANNOTATION in get_args(annotation)[1:]
+
+
+def _is_runtime_annotation(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return "RuntimeParameter" in annotation
+    return any(get_origin(a) is Annotated and _RUNTIME_PARAMETER_ANNOTATION in get_args(a)[1:] for a in (annotation, *get_args(annotation)))
+
+
+def step(
+    inputs: StepColumns | None = None,
+    outputs: StepColumns | None = None,
+    step_type: Literal["normal", "global", "generator"] = "normal",
+) -> Callable[[Callable[..., Any]], type[_Step]]:
+    """Create a step class from a function; keyword parameters become runtime parameters."""
+    if step_type not in _BASES:
+        raise ValueError(f"step_type must be one of {sorted(_BASES)}, got {step_type!r}.")
+
+    def decorator(func: Callable[..., Any]) -> type[_Step]:
+        hints = inspect.get_annotations(func, eval_str=True)
+        fields: dict[str, Any] = {}
+        runtime_names: list[str] = []
+        for name, param in inspect.signature(func).parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or (name in hints and _is_step_input_hint(hints[name])):
+                continue
+            if step_type == "generator" and name == "offset":
+                continue
+            if param.default is inspect.Parameter.empty and param.kind is param.POSITIONAL_ONLY:
+                continue
+            annotation = hints.get(name, Any)
+            if not _is_runtime_annotation(annotation):
+                annotation = RuntimeParameter[annotation]  # type: ignore[valid-type]  # runtime-built alias
+            default = None if param.default is inspect.Parameter.empty else param.default
+            fields[name] = (annotation, default)
+            runtime_names.append(name)
+        takes_offset = "offset" in inspect.signature(func).parameters
+        base = _BASES[step_type]
+        namespace: dict[str, Any] = {
+            "inputs": property(lambda self: list(inputs or []) if not isinstance(inputs, dict) else dict(inputs)),
+            "outputs": property(lambda self: list(outputs or []) if not isinstance(outputs, dict) else dict(outputs)),
+            "_runtime_kwargs": lambda self: {n: getattr(self, n) for n in runtime_names},
+            "__doc__": func.__doc__,
+        }
+        if step_type == "generator":
+
+            def process_generator(self: Any, offset: int = 0, **kwargs: Any) -> Any:
+                return func(offset=offset, **kwargs) if takes_offset else func(**kwargs)
+
+            namespace["process"] = process_generator
+        else:
+
+            def process(self: Any, *args: Any, **kwargs: Any) -> Any:
+                return func(*args, **kwargs)
+
+            signature = inspect.signature(func)
+            self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+            process.__signature__ = signature.replace(parameters=[self_param, *signature.parameters.values()])  # type: ignore[attr-defined]  # validation reads it
+            namespace["process"] = process
+        namespace["__annotations__"] = {name: annotation for name, (annotation, _) in fields.items()}
+        namespace.update({name: default for name, (_, default) in fields.items()})
+        namespace["__module__"] = func.__module__
+        namespace["__qualname__"] = func.__qualname__
+        cls: type[_Step] = type(func.__name__, (base,), namespace)
+        return cls
+
+    return decorator
+
+
+def _is_step_input_hint(hint: Any) -> bool:
+    return get_origin(hint) is Annotated and _STEP_INPUT_ANNOTATION in get_args(hint)[1:]
