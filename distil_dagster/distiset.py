@@ -7,9 +7,11 @@ Schemas that differ across batches (``None`` in one, ``str`` in the next) are un
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,9 @@ def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[tuple[Path, int | 
     if journal.exists():
         committed = CommitJournal(journal).read()
         for step, records in committed.items():
-            files = [(root / r.file, r.size) for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")]
+            files = [
+                (root / r.file, r.size) for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")
+            ]
             if (data_dir / step).is_dir() or files:
                 leaves[step] = files
         for child in data_dir.iterdir() if data_dir.is_dir() else []:
@@ -122,10 +126,13 @@ def create_distiset(
         if not files:
             _logger.warning("Leaf step '%s' produced no rows; it is left out of the Distiset.", leaf)
             continue
-        table = _concat([read_leaf_table(path, size) for path, size in files], data / leaf)
+        with ThreadPoolExecutor(max_workers=4) as pool:  # Parquet decoding releases the GIL
+            tables = list(pool.map(lambda item: read_leaf_table(*item), files))
+        table = _concat(tables, data / leaf)
         if not enable_metadata and _METADATA in table.column_names:
             table = table.drop_columns([_METADATA])
-        distiset[leaf] = DatasetDict({"train": Dataset(table)})
+        fingerprint = hashlib.sha1(repr([(str(p), s) for p, s in files]).encode()).hexdigest()
+        distiset[leaf] = DatasetDict({"train": Dataset(table, fingerprint=fingerprint)})
     if len(distiset) == 1:
         only = next(iter(distiset))
         distiset["default"] = distiset.pop(only)

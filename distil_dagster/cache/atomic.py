@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "fsync_dir", "temp_path"]
+__all__ = ["atomic_write", "atomic_write_bytes", "fsync_dir", "temp_path"]
 
 
 def temp_path(path: Path) -> Path:
@@ -37,7 +37,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], fsync: bool) -> 
 
 
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool) -> int:
-    return atomic_write(path, lambda f: f.write(data) and None, fsync)
+    """Atomically replace ``path`` with ``data``."""
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    return atomic_write(path, write, fsync)
 
 
 def fsync_dir(path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distil_dagster.cache.atomic import atomic_write
+from distil_dagster.cache.atomic import atomic_write, atomic_write_bytes
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
 __all__ = ["read_leaf_table", "read_rows", "rows_to_table", "write_rows"]
@@ -49,8 +49,7 @@ def write_rows(path: Path, rows: Rows, step: str, fsync: bool) -> int:
     if path.suffix == ".parquet":
         table = rows_to_table(rows, step)
         return atomic_write(path, lambda f: pq.write_table(table, f, compression="snappy"), fsync)
-    payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-    return atomic_write(path, lambda f: f.write(payload) and None, fsync)
+    return atomic_write_bytes(path, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), fsync)
 
 
 def _check_size(path: Path, size: int | None) -> None:

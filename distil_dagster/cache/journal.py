@@ -71,7 +71,7 @@ class BatchRecord:
             file=data.get("file"),
             size=data.get("size"),
             failed_rows=int(data.get("failed", 0)),
-            created_from={k: [tuple(x) for x in v] for k, v in data.get("from", {}).items()},  # type: ignore[misc]  # JSON lists of 3
+            created_from={k: [tuple(x) for x in v] for k, v in data.get("from", {}).items()},
             routed_to=data.get("routed"),
             source_seq=data.get("source"),
         )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
 
@@ -34,7 +34,9 @@ def run_lock(layout: CacheLayout, timeout: float, logger: logging.Logger) -> Ite
             owner = "unknown"
         logger.warning(
             "Another run (pid %s) is using the cache folder %s; waiting up to %.0f s for it to finish.",
-            owner, layout.root, timeout,
+            owner,
+            layout.root,
+            timeout,
         )
         try:
             lock.acquire(timeout=timeout)

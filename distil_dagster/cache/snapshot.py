@@ -10,7 +10,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from distil_dagster.cache.atomic import atomic_write
+from distil_dagster.cache.atomic import atomic_write_bytes
 from distil_dagster.cache.journal import BatchRecord
 from distil_dagster.cache.layout import CacheLayout
 
@@ -22,7 +22,7 @@ __all__ = ["write_snapshot"]
 
 def _write_json(path: Any, data: dict[str, Any], fsync: bool) -> None:
     payload = json.dumps(data, indent=2, sort_keys=True).encode("utf-8")
-    atomic_write(path, lambda f: f.write(payload) and None, fsync)
+    atomic_write_bytes(path, payload, fsync)
 
 
 def write_snapshot(

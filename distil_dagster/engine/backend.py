@@ -86,7 +86,9 @@ class InlineBackend:
             try:
                 step.load()
             except Exception as exc:
-                raise StepLoadError(f"Step '{name}' (replica 0) failed to load: {exc!r}; no data was processed.") from exc
+                raise StepLoadError(
+                    f"Step '{name}' (replica 0) failed to load: {exc!r}; no data was processed."
+                ) from exc
             self._loaded.append(step)
             self.logger.info("Step '%s' loaded (replica 0).", name)
 
@@ -114,7 +116,9 @@ class InlineBackend:
         except StopIteration:
             rows, last = [], True
         except Exception as exc:
-            error = GeneratorStepError(f"Generator step '{task.step}' failed producing batch {task.seq_no} (offset {task.offset}): {exc!r}.")
+            error = GeneratorStepError(
+                f"Generator step '{task.step}' failed producing batch {task.seq_no} (offset {task.offset}): {exc!r}."
+            )
             error.__cause__ = exc
             return TaskResult(task, error=error)
         return TaskResult(task, list(rows), bool(last))

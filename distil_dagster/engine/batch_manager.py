@@ -100,7 +100,9 @@ class _RoutedPlanner(_Planner):
 class _ConvergencePlanner(_Planner):
     """Re-joins, per upstream batch, the rows of the routed branches it went through."""
 
-    def __init__(self, step: str, input_batch_size: int, streams: list[Stream], committed: set[int], branch_sizes: dict[str, int]) -> None:
+    def __init__(
+        self, step: str, input_batch_size: int, streams: list[Stream], committed: set[int], branch_sizes: dict[str, int]
+    ) -> None:
         super().__init__(step, input_batch_size, streams, committed)
         self.branch_sizes = branch_sizes
         self.groups: dict[int, tuple[list[str], int]] = {}

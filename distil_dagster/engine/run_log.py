@@ -25,7 +25,7 @@ def run_logging(log_file: Path | None) -> Iterator[logging.Logger]:
     if not logging.getLogger().handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     previous_level = logger.level
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+    if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))

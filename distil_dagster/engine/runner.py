@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from distil_dagster.cache.atomic import atomic_write
+from distil_dagster.cache.atomic import atomic_write_bytes
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
@@ -48,7 +48,9 @@ def apply_parameters(pipeline: Pipeline, parameters: dict[str, dict[str, Any]]) 
                 problems.append(f"Step '{name}': runtime parameter '{where}' is invalid: {err['msg']}.")
     for name in pipeline.dag.names:
         for param in pipeline.dag.step(name).missing_runtime_parameters():
-            problems.append(f"Step '{name}': runtime parameter '{param}' is required; pass it with run(parameters={{'{name}': {{'{param}': ...}}}}).")
+            problems.append(
+                f"Step '{name}': runtime parameter '{param}' is required; pass it with run(parameters={{'{name}': {{'{param}': ...}}}})."
+            )
     if problems:
         raise PipelineValidationError(problems)
 
@@ -106,7 +108,9 @@ def run_pipeline(
         if saved is not None:
             for name, fields in saved.items():
                 step = pipeline.dag.step(name)
-                step.set_runtime_parameters({k: v for k, v in fields.items() if k in step.runtime_parameters_names and k != "resources"})
+                step.set_runtime_parameters(
+                    {k: v for k, v in fields.items() if k in step.runtime_parameters_names and k != "resources"}
+                )
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
@@ -126,7 +130,11 @@ def _execute(
             layout.clear_outputs()
         committed = CommitJournal(layout.journal).read()
         if committed and _is_finished(pipeline, committed):
-            logger.info("Pipeline '%s' already finished in %s; returning its Distiset from the cache.", pipeline.name, layout.root)
+            logger.info(
+                "Pipeline '%s' already finished in %s; returning its Distiset from the cache.",
+                pipeline.name,
+                layout.root,
+            )
             return None
         if committed:
             _log_resume(logger, pipeline, committed)
@@ -134,10 +142,12 @@ def _execute(
         if removed:
             logger.info("Removed %d batch file(s) that were written but never committed; they are recomputed.", removed)
         yaml_text = dump_yaml(pipeline).encode("utf-8")
-        atomic_write(layout.pipeline_yaml, lambda f: f.write(yaml_text) and None, config.fsync)
+        atomic_write_bytes(layout.pipeline_yaml, yaml_text, config.fsync)
         committer = BatchCommitter(layout, fsync=config.fsync, max_pending=config.max_pending_writes)
         worker_backend = backend or InlineBackend(config.step_retries, logger)
-        scheduler = Scheduler(pipeline.dag, layout, committed, worker_backend, committer, pipeline.seed, logger, dry_run=dry_run)
+        scheduler = Scheduler(
+            pipeline.dag, layout, committed, worker_backend, committer, pipeline.seed, logger, dry_run=dry_run
+        )
         status = "failed"
         summary: RunSummary | None = None
         try:
@@ -164,6 +174,11 @@ def _log_summary(logger: logging.Logger, pipeline: Pipeline, summary: RunSummary
     for name, stats in summary.steps.items():
         logger.info(
             "Step '%s': %d batch(es), %d row(s) computed; %d batch(es) reused; %d failed row(s); %.3f s.",
-            name, stats.batches, stats.rows, stats.reused_batches, stats.failed_rows, stats.seconds,
+            name,
+            stats.batches,
+            stats.rows,
+            stats.reused_batches,
+            stats.failed_rows,
+            stats.seconds,
         )
     logger.info("Pipeline '%s' finished in %.3f s.", pipeline.name, summary.seconds)

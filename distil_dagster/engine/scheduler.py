@@ -145,7 +145,9 @@ class Scheduler:
             self._handle(result)
         unfinished = [n for n in self.steps_with_work() if not self._finished(n)]
         if unfinished:
-            raise DistilDagsterError(f"The run ended with steps that did not finish: {unfinished}. This is a bug; please report it.")
+            raise DistilDagsterError(
+                f"The run ended with steps that did not finish: {unfinished}. This is a bug; please report it."
+            )
         self.summary.seconds = time.perf_counter() - start
         return self.summary
 
@@ -182,8 +184,13 @@ class Scheduler:
         else:
             batch = task.batch
             record = BatchRecord(
-                batch.step, batch.seq_no, len(result.rows), batch.last_batch,
-                failed_rows=result.failed_rows, created_from=batch.created_from, source_seq=batch.source_seq,
+                batch.step,
+                batch.seq_no,
+                len(result.rows),
+                batch.last_batch,
+                failed_rows=result.failed_rows,
+                created_from=batch.created_from,
+                source_seq=batch.source_seq,
             )
         stats = self.summary.steps[record.step]
         stats.batches += 1

@@ -170,7 +170,7 @@ class Pipeline:
         """Rebuild a pipeline from a ``pipeline.yaml``."""
         from distil_dagster.pipeline.serialization import load_yaml
 
-        return load_yaml(path)
+        return load_yaml(Path(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pipeline:

@@ -170,10 +170,14 @@ class DAG:
             outputs = step.get_outputs()
             for key in step.input_mappings:
                 if key not in inputs:
-                    problems.append(f"Step '{name}': input_mappings key '{key}' is not one of its inputs {list(inputs)}.")
+                    problems.append(
+                        f"Step '{name}': input_mappings key '{key}' is not one of its inputs {list(inputs)}."
+                    )
             for key in step.output_mappings:
                 if key not in outputs:
-                    problems.append(f"Step '{name}': output_mappings key '{key}' is not one of its outputs {list(outputs)}.")
+                    problems.append(
+                        f"Step '{name}': output_mappings key '{key}' is not one of its outputs {list(outputs)}."
+                    )
             if not step.is_generator:
                 for column, required in inputs.items():
                     source = step.input_mappings.get(column, column)
@@ -190,11 +194,17 @@ class DAG:
         problems = []
         for routing in self.routing.values():
             upstream = self.step(routing.upstream)
-            up_size = getattr(upstream, "batch_size", None) if upstream.is_generator else getattr(upstream, "input_batch_size", None)
+            up_size = (
+                getattr(upstream, "batch_size", None)
+                if upstream.is_generator
+                else getattr(upstream, "input_batch_size", None)
+            )
             for target in routing.targets:
                 preds = self.predecessors(target)
                 if len(preds) != 1:
-                    problems.append(f"Step '{target}' receives routed batches from '{routing.upstream}' and must have exactly one predecessor, but has {preds}.")
+                    problems.append(
+                        f"Step '{target}' receives routed batches from '{routing.upstream}' and must have exactly one predecessor, but has {preds}."
+                    )
                 size = getattr(self.step(target), "input_batch_size", None)
                 if up_size and size and (size > up_size or up_size % size):
                     problems.append(
@@ -204,9 +214,9 @@ class DAG:
         for name in self.graph.nodes:
             if self.convergence_upstream(name) is None:
                 continue
-            size = getattr(self.step(name), "input_batch_size", math.inf)
+            size = getattr(self.step(name), "input_batch_size", None) or math.inf
             for pred in self.predecessors(name):
-                pred_size = getattr(self.step(pred), "input_batch_size", math.inf)
+                pred_size = getattr(self.step(pred), "input_batch_size", None) or math.inf
                 if size > pred_size:
                     problems.append(
                         f"Convergence step '{name}': its input_batch_size ({size}) must be <= the input_batch_size "
@@ -222,9 +232,13 @@ class DAG:
                 continue
             step = self.step(step_name)
             if not isinstance(values, dict):
-                problems.append(f"Runtime parameters of step '{step_name}' must be a mapping, got {type(values).__name__}.")
+                problems.append(
+                    f"Runtime parameters of step '{step_name}' must be a mapping, got {type(values).__name__}."
+                )
                 continue
             for param in step.unknown_runtime_parameters(values):
                 known = sorted(step.runtime_parameters_names)
-                problems.append(f"Step '{step_name}' has no runtime parameter '{param}'; its runtime parameters are {known}.")
+                problems.append(
+                    f"Step '{step_name}' has no runtime parameter '{param}'; its runtime parameters are {known}."
+                )
         return problems

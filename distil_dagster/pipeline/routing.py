@@ -63,7 +63,9 @@ class RoutingBatchFunction:
                 random.setstate(state)
         unknown = [c for c in chosen if c not in targets]
         if unknown:
-            raise ValueError(f"Routing function of step '{upstream}' returned unknown steps {unknown}; expected a subset of {targets}.")
+            raise ValueError(
+                f"Routing function of step '{upstream}' returned unknown steps {unknown}; expected a subset of {targets}."
+            )
         # Downstream order is the connection order, whatever order the function returned.
         return [t for t in targets if t in set(chosen)]
 

@@ -116,7 +116,9 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
             elif getattr(obj, "__distil_dagster_routing_factory__", False):
                 function = obj(**(fn_spec.get("kwargs") or {}))
             else:
-                raise PipelineValidationError([f"{source}: '{fn_spec['module']}.{fn_spec['name']}' is not a routing batch function."])
+                raise PipelineValidationError(
+                    [f"{source}: '{fn_spec['module']}.{fn_spec['name']}' is not a routing batch function."]
+                )
             pipeline.dag.add_routing(entry["step"], function, list(entry["targets"]))
     return pipeline
 

@@ -77,11 +77,7 @@ def dag_signature(dag: DAG, seed: int, names: Iterable[str] | None = None) -> st
         "steps": [step_fingerprint(dag.step(n)) for n in sorted(selected)],
         "edges": sorted([u, v] for u, v in dag.graph.edges if u in selected and v in selected),
         "routing": sorted(
-            (
-                [r.upstream, r.function.dump(), r.targets]
-                for r in dag.routing.values()
-                if r.upstream in selected
-            ),
+            ([r.upstream, r.function.dump(), r.targets] for r in dag.routing.values() if r.upstream in selected),
             key=repr,
         ),
     }

@@ -37,7 +37,10 @@ def _is_step_input(param: inspect.Parameter) -> bool:
 def _is_runtime_annotation(annotation: Any) -> bool:
     if isinstance(annotation, str):
         return "RuntimeParameter" in annotation
-    return any(get_origin(a) is Annotated and _RUNTIME_PARAMETER_ANNOTATION in get_args(a)[1:] for a in (annotation, *get_args(annotation)))
+    return any(
+        get_origin(a) is Annotated and _RUNTIME_PARAMETER_ANNOTATION in get_args(a)[1:]
+        for a in (annotation, *get_args(annotation))
+    )
 
 
 def step(
@@ -54,7 +57,9 @@ def step(
         fields: dict[str, Any] = {}
         runtime_names: list[str] = []
         for name, param in inspect.signature(func).parameters.items():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or (name in hints and _is_step_input_hint(hints[name])):
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or (
+                name in hints and _is_step_input_hint(hints[name])
+            ):
                 continue
             if step_type == "generator" and name == "offset":
                 continue
@@ -62,7 +67,7 @@ def step(
                 continue
             annotation = hints.get(name, Any)
             if not _is_runtime_annotation(annotation):
-                annotation = RuntimeParameter[annotation]  # type: ignore[valid-type]  # runtime-built alias
+                annotation = RuntimeParameter[annotation]  # type: ignore[misc,valid-type]  # alias applied at runtime
             default = None if param.default is inspect.Parameter.empty else param.default
             fields[name] = (annotation, default)
             runtime_names.append(name)

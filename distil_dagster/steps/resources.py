@@ -21,10 +21,19 @@ class StepResources(RuntimeParametersMixin):
     """
 
     replicas: RuntimeParameter[PositiveInt] = Field(default=1, description="The number of replicas for the step.")
-    cpus: RuntimeParameter[PositiveInt] = Field(default=None, description="The number of CPUs assigned to each step replica.")
-    gpus: RuntimeParameter[PositiveInt] = Field(default=None, description="The number of GPUs assigned to each step replica.")
-    memory: RuntimeParameter[PositiveInt] = Field(default=None, description="The memory in bytes required for each step replica.")
-    resources: RuntimeParameter[dict[str, int]] = Field(default=None, description="A dictionary containing names of custom resources and the number of those resources required for each step replica.")
+    cpus: RuntimeParameter[PositiveInt] = Field(
+        default=None, description="The number of CPUs assigned to each step replica."
+    )
+    gpus: RuntimeParameter[PositiveInt] = Field(
+        default=None, description="The number of GPUs assigned to each step replica."
+    )
+    memory: RuntimeParameter[PositiveInt] = Field(
+        default=None, description="The memory in bytes required for each step replica."
+    )
+    resources: RuntimeParameter[dict[str, int]] = Field(
+        default=None,
+        description="A dictionary containing names of custom resources and the number of those resources required for each step replica.",
+    )
 
     @property
     def runtime_parameters_names(self) -> RuntimeParametersNames:

@@ -30,19 +30,19 @@ class ExpandColumns(Step):
         return {c: c for c in value} if isinstance(value, list) else value
 
     @property
-    def inputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def inputs(self) -> list[str]:
         return list(self.columns)
 
     @property
-    def outputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def outputs(self) -> list[str]:
         return [self.columns[c] for c in self.columns]
 
     def _encoded(self, column: str) -> bool:
         return self.encoded is True or (isinstance(self.encoded, list) and column in self.encoded)
 
-    def process(self, inputs: StepInput) -> StepOutput:
+    def process(self, *inputs: StepInput) -> StepOutput:
         expanded = []
-        for row in inputs:
+        for row in inputs[0]:
             values = {c: json.loads(row[c]) if self._encoded(c) else row[c] for c in self.columns}
             length = max((len(v) for v in values.values()), default=0)
             for i in range(length):

@@ -14,7 +14,9 @@ __all__ = ["CombineOutputs", "GroupColumns", "group_columns"]
 _METADATA = "distilabel_metadata"
 
 
-def group_columns(*inputs: list[dict[str, Any]], group_columns: list[str], output_group_columns: list[str]) -> list[dict[str, Any]]:
+def group_columns(
+    *inputs: list[dict[str, Any]], group_columns: list[str], output_group_columns: list[str]
+) -> list[dict[str, Any]]:
     """Merge the i-th rows of every input: ``group_columns`` become lists, other columns are kept."""
     result = []
     for rows in zip(*inputs):
@@ -43,15 +45,17 @@ class GroupColumns(Step):
     @model_validator(mode="after")
     def _check_output_columns(self) -> GroupColumns:
         if self.output_columns is not None and len(self.output_columns) != len(self.columns):
-            raise ValueError(f"GroupColumns: output_columns {self.output_columns} must have one name per column in {self.columns}.")
+            raise ValueError(
+                f"GroupColumns: output_columns {self.output_columns} must have one name per column in {self.columns}."
+            )
         return self
 
     @property
-    def inputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def inputs(self) -> list[str]:
         return self.columns
 
     @property
-    def outputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def outputs(self) -> list[str]:
         return self.output_columns or [f"grouped_{c}" for c in self.columns]
 
     def process(self, *inputs: StepInput) -> StepOutput:

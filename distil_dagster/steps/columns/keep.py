@@ -18,11 +18,11 @@ class KeepColumns(Step):
     columns: list[str]
 
     @property
-    def inputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def inputs(self) -> list[str]:
         return self.columns
 
     @property
-    def outputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def outputs(self) -> list[str]:
         return self.columns
 
     def columns_after(self, available: set[str]) -> set[str]:

@@ -20,7 +20,7 @@ class LoadDataFromDicts(GeneratorStep):
     data: list[dict[str, Any]]
 
     @property
-    def outputs(self) -> list[str]:  # type: ignore[override]  # a list is a valid StepColumns
+    def outputs(self) -> list[str]:
         columns: dict[str, None] = {}
         for row in self.data[:1]:
             columns.update(dict.fromkeys(row))
@@ -32,6 +32,7 @@ class LoadDataFromDicts(GeneratorStep):
         if offset >= total:
             yield [], True
             return
-        for start in range(offset, total, self.batch_size):
-            end = min(start + self.batch_size, total)
+        size = self.batch_size or 50
+        for start in range(offset, total, size):
+            end = min(start + size, total)
             yield [dict(row) for row in self.data[start:end]], end >= total

@@ -1,0 +1,1 @@
+"""Example pipelines shipped with the package (used by ``make demo`` and ``definitions.py``)."""
