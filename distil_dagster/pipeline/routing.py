@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from distil_dagster.steps.base import _Step
+    from distil_dagster.steps.base import StepT, _Step
 
 __all__ = ["RoutingBatchFunction", "routing_batch_function", "sample_n_steps"]
 
@@ -40,7 +40,7 @@ class RoutingBatchFunction:
         self.step = step
         return self
 
-    def __rshift__(self, other: list[_Step]) -> list[_Step]:
+    def __rshift__(self, other: list[StepT]) -> list[StepT]:
         if self.step is None:
             raise ValueError("A routing batch function must follow a step: `step >> fn >> [a, b]`.")
         if not isinstance(other, list):

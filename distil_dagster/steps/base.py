@@ -11,7 +11,7 @@ import inspect
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, overload
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar, Union, overload
 
 from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr
 
@@ -29,6 +29,7 @@ StepInput = Annotated[list[dict[str, Any]], _STEP_INPUT_ANNOTATION]
 """Annotation of the ``process`` arguments that receive the rows of a batch."""
 
 Rows = list[dict[str, Any]]
+StepT = TypeVar("StepT", bound="_Step")
 
 
 def _camel_to_snake(name: str) -> str:
@@ -147,9 +148,9 @@ class _Step(RuntimeParametersMixin, ABC):
     @overload
     def __rshift__(self, other: RoutingBatchFunction) -> RoutingBatchFunction: ...
     @overload
-    def __rshift__(self, other: list[_Step]) -> list[_Step]: ...
+    def __rshift__(self, other: list[StepT]) -> list[StepT]: ...
     @overload
-    def __rshift__(self, other: _Step) -> _Step: ...
+    def __rshift__(self, other: StepT) -> StepT: ...
     def __rshift__(self, other: Any) -> Any:
         from distil_dagster.pipeline.routing import RoutingBatchFunction
 
@@ -163,7 +164,7 @@ class _Step(RuntimeParametersMixin, ABC):
             return other
         return NotImplemented
 
-    def __rrshift__(self, other: list[_Step]) -> _Step:
+    def __rrshift__(self: StepT, other: list[Any]) -> StepT:
         if not isinstance(other, list):
             return NotImplemented
         for step in other:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin, overload
 
 from distil_dagster.mixins.runtime_parameters import _RUNTIME_PARAMETER_ANNOTATION, RuntimeParameter
 from distil_dagster.steps.base import _STEP_INPUT_ANNOTATION, GeneratorStep, GlobalStep, Step, _Step
@@ -43,11 +43,24 @@ def _is_runtime_annotation(annotation: Any) -> bool:
     )
 
 
+@overload
+def step(
+    inputs: StepColumns | None = None,
+    outputs: StepColumns | None = None,
+    step_type: Literal["normal", "global"] = "normal",
+) -> Callable[[Callable[..., Any]], type[Step]]: ...
+@overload
+def step(
+    inputs: StepColumns | None = None,
+    outputs: StepColumns | None = None,
+    *,
+    step_type: Literal["generator"],
+) -> Callable[[Callable[..., Any]], type[GeneratorStep]]: ...
 def step(
     inputs: StepColumns | None = None,
     outputs: StepColumns | None = None,
     step_type: Literal["normal", "global", "generator"] = "normal",
-) -> Callable[[Callable[..., Any]], type[_Step]]:
+) -> Callable[[Callable[..., Any]], type[Any]]:
     """Create a step class from a function; keyword parameters become runtime parameters."""
     if step_type not in _BASES:
         raise ValueError(f"step_type must be one of {sorted(_BASES)}, got {step_type!r}.")
