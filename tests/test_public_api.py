@@ -1,0 +1,61 @@
+"""The public names, at distilabel's module paths, are pinned."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPORTS = {
+    "distil_dagster.pipeline": ["Pipeline", "RoutingBatchFunction", "routing_batch_function", "sample_n_steps"],
+    "distil_dagster.steps": [
+        "CombineOutputs",
+        "ExpandColumns",
+        "GeneratorStep",
+        "GlobalStep",
+        "GroupColumns",
+        "KeepColumns",
+        "LoadDataFromDicts",
+        "Step",
+        "StepInput",
+        "StepResources",
+        "step",
+    ],
+    "distil_dagster.steps.typing": ["GeneratorStepOutput", "StepColumns", "StepOutput"],
+    "distil_dagster.mixins.runtime_parameters": [
+        "RuntimeParameter",
+        "RuntimeParameterInfo",
+        "RuntimeParametersMixin",
+        "RuntimeParametersNames",
+    ],
+    "distil_dagster.distiset": ["Distiset", "create_distiset"],
+    "distil_dagster.errors": [
+        "CacheCorruptedError",
+        "CacheLockedError",
+        "DistilDagsterError",
+        "GeneratorStepError",
+        "GlobalStepError",
+        "PipelineValidationError",
+        "StepExecutionError",
+        "StepLoadError",
+        "StepOutputError",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPORTS))
+def test_exported_names_are_pinned(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(EXPORTS[module])
+    for name in EXPORTS[module]:
+        assert getattr(mod, name) is not None
+
+
+def test_errors_inherit_the_matching_builtin() -> None:
+    from distil_dagster import errors
+
+    assert issubclass(errors.PipelineValidationError, ValueError)
+    assert issubclass(errors.StepLoadError, RuntimeError)
+    assert issubclass(errors.GlobalStepError, errors.StepExecutionError)
+    for name in EXPORTS["distil_dagster.errors"]:
+        assert issubclass(getattr(errors, name), errors.DistilDagsterError)
