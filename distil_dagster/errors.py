@@ -13,6 +13,7 @@ __all__ = [
     "GeneratorStepError",
     "GlobalStepError",
     "PipelineValidationError",
+    "RunInterrupted",
     "StepExecutionError",
     "StepLoadError",
     "StepOutputError",
@@ -58,6 +59,10 @@ class StepOutputError(DistilDagsterError, ValueError):
 
 class CacheCorruptedError(DistilDagsterError, RuntimeError):
     """A cache file is unreadable; the message names the file and the way out."""
+
+
+class RunInterrupted(DistilDagsterError, RuntimeError):
+    """The run was stopped (signal or Dagster termination) with the cache consistent."""
 
 
 class CacheLockedError(DistilDagsterError, RuntimeError):

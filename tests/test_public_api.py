@@ -36,6 +36,7 @@ EXPORTS = {
         "GeneratorStepError",
         "GlobalStepError",
         "PipelineValidationError",
+        "RunInterrupted",
         "StepExecutionError",
         "StepLoadError",
         "StepOutputError",

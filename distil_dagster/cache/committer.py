@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,18 @@ class BatchCommitter:
         layout: the signature folder.
         fsync: fsync files, folders and the journal (survives power loss, not only kills).
         max_pending: submitted-but-unwritten batches before ``submit`` blocks (bounds memory).
+        on_commit: called on the writer thread with each group of records once they are durable.
     """
 
-    def __init__(self, layout: CacheLayout, fsync: bool = True, max_pending: int = 16) -> None:
+    def __init__(
+        self,
+        layout: CacheLayout,
+        fsync: bool = True,
+        max_pending: int = 16,
+        on_commit: Callable[[list[BatchRecord]], None] | None = None,
+    ) -> None:
         self.layout = layout
+        self.on_commit = on_commit
         self.fsync = fsync
         self.max_pending = max_pending
         self.journal = CommitJournal(layout.journal)
@@ -122,3 +131,5 @@ class BatchCommitter:
                 for directory in dirs:
                     fsync_dir(directory)
             self.journal.append(written, self.fsync)
+            if self.on_commit is not None and written:
+                self.on_commit(written)

@@ -1,6 +1,7 @@
-"""The public engine entry point: validate, lock the cache folder, resume or return, run.
+"""The public engine entry points: validate, lock the cache folder, resume or return, run.
 
-``Pipeline.run()`` and the Dagster resource both call :func:`run_pipeline`.
+``Pipeline.run()`` calls :func:`run_pipeline`; the Dagster layer calls :func:`execute_pipeline`
+(optionally on a subset of steps, with a listener and a stop event) and reads the cache itself.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +26,39 @@ from distil_dagster.cache.snapshot import write_snapshot
 from distil_dagster.distiset import Distiset, create_distiset
 from distil_dagster.engine.backend import InlineBackend, WorkerBackend
 from distil_dagster.engine.config import EngineConfig
+from distil_dagster.engine.events import RunListener
+from distil_dagster.engine.interrupts import interrupt_handlers
 from distil_dagster.engine.run_log import run_logging
-from distil_dagster.engine.scheduler import RunSummary, Scheduler
+from distil_dagster.engine.scheduler import RunSummary, Scheduler, StepStats
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.serialization import dump_yaml
 
 if TYPE_CHECKING:
     from distil_dagster.pipeline.base import Pipeline
+    from distil_dagster.pipeline.dag import DAG
 
-__all__ = ["apply_parameters", "run_pipeline"]
+__all__ = ["RunResult", "apply_parameters", "execute_pipeline", "run_pipeline"]
+
+Committed = dict[str, dict[int, BatchRecord]]
+
+
+@dataclass
+class RunResult:
+    """What a run leaves behind: where its cache is and what each step did.
+
+    Attributes:
+        layout: the signature folder.
+        summary: per-step counters (computed and reused batches, rows, failed rows, seconds).
+        steps: the steps the run covered (a selection and its ancestors).
+        leaves: the leaf steps of the whole pipeline.
+        from_cache: the selection was already complete; no step ran.
+    """
+
+    layout: CacheLayout
+    summary: RunSummary
+    steps: list[str]
+    leaves: list[str]
+    from_cache: bool
 
 
 def apply_parameters(pipeline: Pipeline, parameters: dict[str, dict[str, Any]]) -> None:
@@ -49,17 +76,18 @@ def apply_parameters(pipeline: Pipeline, parameters: dict[str, dict[str, Any]]) 
     for name in pipeline.dag.names:
         for param in pipeline.dag.step(name).missing_runtime_parameters():
             problems.append(
-                f"Step '{name}': runtime parameter '{param}' is required; pass it with run(parameters={{'{name}': {{'{param}': ...}}}})."
+                f"Step '{name}': runtime parameter '{param}' is required; "
+                f"pass it with run(parameters={{'{name}': {{'{param}': ...}}}})."
             )
     if problems:
         raise PipelineValidationError(problems)
 
 
-def _is_finished(pipeline: Pipeline, committed: dict[str, dict[int, BatchRecord]]) -> bool:
-    return all(any(r.last_batch for r in committed.get(n, {}).values()) for n in pipeline.dag.names)
+def _is_finished(steps: list[str], committed: Committed) -> bool:
+    return all(any(r.last_batch for r in committed.get(n, {}).values()) for n in steps)
 
 
-def _remove_uncounted(layout: CacheLayout, committed: dict[str, dict[int, BatchRecord]]) -> int:
+def _remove_uncounted(layout: CacheLayout, committed: Committed) -> int:
     """Delete batch files (and temp files) the journal does not count; returns how many."""
     counted = {r.file for recs in committed.values() for r in recs.values() if r.file}
     removed = 0
@@ -73,12 +101,23 @@ def _remove_uncounted(layout: CacheLayout, committed: dict[str, dict[int, BatchR
     return removed
 
 
-def _log_resume(logger: logging.Logger, pipeline: Pipeline, committed: dict[str, dict[int, BatchRecord]]) -> None:
+def _reused_summary(steps: list[str], committed: Committed) -> RunSummary:
+    summary = RunSummary({n: StepStats() for n in steps})
+    for name in steps:
+        stats = summary.steps[name]
+        for record in committed.get(name, {}).values():
+            stats.reused_batches += 1
+            stats.reused_rows += record.num_rows
+            stats.failed_rows += record.failed_rows
+    return summary
+
+
+def _log_resume(logger: logging.Logger, steps: list[str], committed: Committed) -> None:
     parts = []
-    for name in pipeline.dag.names:
+    for name in steps:
         records = committed.get(name, {})
-        done = any(r.last_batch for r in records.values())
-        parts.append(f"{name}: {len(records)} batch(es) reused{'' if not done else ', finished'}")
+        state = "finished" if any(r.last_batch for r in records.values()) else "to continue"
+        parts.append(f"{name}: {len(records)} batch(es) reused, {state}")
     logger.info("Load pipeline from cache: %s.", "; ".join(parts))
 
 
@@ -89,88 +128,162 @@ def run_pipeline(
     executor: str = "inline",
     config: EngineConfig | None = None,
     dry_run: bool = False,
-    backend: WorkerBackend | None = None,
 ) -> Distiset:
     """Run ``pipeline`` to completion and return its Distiset (see ``Pipeline.run``)."""
-    config = config or EngineConfig()
-    if executor != "inline" and backend is None:
-        raise PipelineValidationError([f"Unknown executor {executor!r}; this version offers 'inline'."])
-    saved = {n: pipeline.dag.step(n).model_dump(exclude={"pipeline"}) for n in pipeline.dag.names} if dry_run else None
-    apply_parameters(pipeline, parameters or {})
+    saved = _runtime_values(pipeline) if dry_run else None
     temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None
     try:
-        cache_dir = temp_dir if temp_dir is not None else pipeline.cache_dir
-        layout = CacheLayout.for_pipeline(cache_dir, pipeline.name, pipeline.signature)
-        _execute(pipeline, layout, use_cache, config, dry_run, backend)
-        distiset = create_distiset(layout.data_dir, enable_metadata=pipeline.enable_metadata, keep_in_memory=dry_run)
-        return distiset
+        result = execute_pipeline(
+            pipeline,
+            parameters,
+            use_cache,
+            executor=executor,
+            config=config,
+            dry_run=dry_run,
+            cache_dir=temp_dir,
+            handle_signals=True,
+        )
+        return create_distiset(result.layout.root, enable_metadata=pipeline.enable_metadata)
     finally:
         if saved is not None:
-            for name, fields in saved.items():
-                step = pipeline.dag.step(name)
-                step.set_runtime_parameters(
-                    {k: v for k, v in fields.items() if k in step.runtime_parameters_names and k != "resources"}
-                )
+            for name, values in saved.items():
+                pipeline.dag.step(name).set_runtime_parameters(values)
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _runtime_values(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
+    values = {}
+    for name in pipeline.dag.names:
+        step = pipeline.dag.step(name)
+        values[name] = {k: getattr(step, k) for k in step.runtime_parameters_names if k != "resources"}
+    return values
+
+
+def make_backend(executor: str, config: EngineConfig, logger: logging.Logger) -> tuple[WorkerBackend, int]:
+    """The backend for ``executor`` and how many tasks it takes at once."""
+    if executor == "inline":
+        return InlineBackend(config.step_retries, logger), 1
+    raise PipelineValidationError([f"Unknown executor {executor!r}; choose 'inline'."])
+
+
+def execute_pipeline(
+    pipeline: Pipeline,
+    parameters: dict[str, dict[str, Any]] | None = None,
+    use_cache: bool = True,
+    *,
+    steps: list[str] | None = None,
+    executor: str = "inline",
+    config: EngineConfig | None = None,
+    dry_run: bool = False,
+    cache_dir: Path | None = None,
+    listener: RunListener | None = None,
+    stop: threading.Event | None = None,
+    handle_signals: bool = False,
+) -> RunResult:
+    """Run ``steps`` (default: all) and their ancestors; committed batches are reused.
+
+    The cache folder is the whole pipeline's signature folder whatever the selection, so a
+    subset run and a full run share their batches.
+    """
+    config = config or EngineConfig()
+    apply_parameters(pipeline, parameters or {})
+    if steps is not None:
+        unknown = [s for s in steps if s not in pipeline.dag]
+        if unknown:
+            raise PipelineValidationError([f"Unknown step(s) {unknown} selected; steps are {pipeline.dag.names}."])
+    dag = pipeline.dag.subdag(steps) if steps is not None else pipeline.dag
+    layout = CacheLayout.for_pipeline(cache_dir or pipeline.cache_dir, pipeline.name, pipeline.signature)
+    layout.create()
+    stop = stop or threading.Event()
+    error: BaseException | None = None
+    try:
+        with run_logging(layout.log_file) as logger, run_lock(layout, config.lock_timeout, logger):
+            if handle_signals:
+                with interrupt_handlers(stop, logger):
+                    return _execute(pipeline, dag, layout, use_cache, config, dry_run, executor, listener, stop, logger)
+            return _execute(pipeline, dag, layout, use_cache, config, dry_run, executor, listener, stop, logger)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if listener is not None:
+            listener.on_finish(error)
+
+
 def _execute(
     pipeline: Pipeline,
+    dag: DAG,
     layout: CacheLayout,
     use_cache: bool,
     config: EngineConfig,
     dry_run: bool,
-    backend: WorkerBackend | None,
-) -> RunSummary | None:
-    layout.create()
-    with run_logging(layout.log_file) as logger, run_lock(layout, config.lock_timeout, logger):
-        started = time.time()
-        if not use_cache:
-            layout.clear_outputs()
-        committed = CommitJournal(layout.journal).read()
-        if committed and _is_finished(pipeline, committed):
-            logger.info(
-                "Pipeline '%s' already finished in %s; returning its Distiset from the cache.",
-                pipeline.name,
-                layout.root,
-            )
-            return None
-        if committed:
-            _log_resume(logger, pipeline, committed)
-        removed = _remove_uncounted(layout, committed)
-        if removed:
-            logger.info("Removed %d batch file(s) that were written but never committed; they are recomputed.", removed)
-        yaml_text = dump_yaml(pipeline).encode("utf-8")
-        atomic_write_bytes(layout.pipeline_yaml, yaml_text, config.fsync)
-        committer = BatchCommitter(layout, fsync=config.fsync, max_pending=config.max_pending_writes)
-        worker_backend = backend or InlineBackend(config.step_retries, logger)
-        scheduler = Scheduler(
-            pipeline.dag, layout, committed, worker_backend, committer, pipeline.seed, logger, dry_run=dry_run
-        )
-        status = "failed"
-        summary: RunSummary | None = None
+    executor: str,
+    listener: RunListener | None,
+    stop: threading.Event,
+    logger: logging.Logger,
+) -> RunResult:
+    started = time.time()
+    steps = dag.topological_order()
+    leaves = pipeline.dag.leaves
+    if not use_cache:
+        layout.clear_outputs()
+    committed = CommitJournal(layout.journal).read()
+    if committed and _is_finished(steps, committed):
+        logger.info("Pipeline '%s' already finished in %s; returning it from the cache.", pipeline.name, layout.root)
+        if listener is not None:
+            listener.on_start(steps, {n: list(committed.get(n, {}).values()) for n in steps})
+        return RunResult(layout, _reused_summary(steps, committed), steps, leaves, from_cache=True)
+    if committed:
+        _log_resume(logger, steps, committed)
+    removed = _remove_uncounted(layout, committed)
+    if removed:
+        logger.info("Removed %d batch file(s) written but never committed; they are recomputed.", removed)
+    atomic_write_bytes(layout.pipeline_yaml, dump_yaml(pipeline).encode("utf-8"), config.fsync)
+    if listener is not None:
+        listener.on_start(steps, {n: list(committed.get(n, {}).values()) for n in steps})
+    committer = BatchCommitter(
+        layout,
+        fsync=config.fsync,
+        max_pending=config.max_pending_writes,
+        on_commit=listener.on_commit if listener is not None else None,
+    )
+    backend, capacity = make_backend(executor, config, logger)
+    scheduler = Scheduler(
+        dag,
+        layout,
+        committed,
+        backend,
+        committer,
+        pipeline.seed,
+        logger,
+        dry_run=dry_run,
+        capacity=capacity,
+        leaves=set(leaves),
+        stop=stop,
+    )
+    status = "failed"
+    try:
+        scheduler.replay()
         try:
-            scheduler.replay()
-            work = scheduler.steps_with_work()
-            worker_backend.start({n: pipeline.dag.step(n) for n in work})
-            try:
-                summary = scheduler.run()
-            finally:
-                worker_backend.stop()
-            status = "finished"
+            backend.start({n: dag.step(n) for n in scheduler.steps_with_work()})
+            summary = scheduler.run()
         finally:
-            try:
-                committer.close()
-            finally:
-                write_snapshot(layout, pipeline, CommitJournal(layout.journal).read(), status, started, config.fsync)
-        _log_summary(logger, pipeline, summary)
-        return summary
+            backend.stop()
+        status = "finished"
+    except BaseException:
+        status = "interrupted" if stop.is_set() else "failed"
+        raise
+    finally:
+        try:
+            committer.close()
+        finally:
+            write_snapshot(layout, pipeline, CommitJournal(layout.journal).read(), status, started, config.fsync)
+    _log_summary(logger, pipeline, summary)
+    return RunResult(layout, summary, steps, leaves, from_cache=False)
 
 
-def _log_summary(logger: logging.Logger, pipeline: Pipeline, summary: RunSummary | None) -> None:
-    if summary is None:
-        return
+def _log_summary(logger: logging.Logger, pipeline: Pipeline, summary: RunSummary) -> None:
     for name, stats in summary.steps.items():
         logger.info(
             "Step '%s': %d batch(es), %d row(s) computed; %d batch(es) reused; %d failed row(s); %.3f s.",

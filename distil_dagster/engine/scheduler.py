@@ -10,6 +10,7 @@ from it can be submitted, so commits reach the journal in dependency order.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.engine.backend import GenerateTask, ProcessTask, Task, TaskResult, WorkerBackend
 from distil_dagster.engine.batch import Rows
 from distil_dagster.engine.batch_manager import BatchManager
-from distil_dagster.errors import DistilDagsterError
+from distil_dagster.errors import DistilDagsterError, RunInterrupted
 
 if TYPE_CHECKING:
     from distil_dagster.pipeline.dag import DAG
@@ -69,6 +70,8 @@ class Scheduler:
         logger: the run's logger.
         dry_run: stop every generator after its first batch.
         capacity: tasks in flight at once (1 for the inline backend).
+        leaves: leaf steps of the whole pipeline (their batches are Parquet), default the DAG's.
+        stop: when set, no new task is submitted; in-flight tasks finish and the run stops.
     """
 
     def __init__(
@@ -82,6 +85,8 @@ class Scheduler:
         logger: logging.Logger,
         dry_run: bool = False,
         capacity: int = 1,
+        leaves: set[str] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.dag = dag
         self.layout = layout
@@ -91,7 +96,8 @@ class Scheduler:
         self.logger = logger
         self.dry_run = dry_run
         self.capacity = capacity
-        self.leaves = set(dag.leaves)
+        self.leaves = leaves if leaves is not None else set(dag.leaves)
+        self.stop = stop or threading.Event()
         self.summary = RunSummary({name: StepStats() for name in dag.names})
         self.manager = BatchManager(dag, {s: set(r) for s, r in committed.items()}, self._load, seed)
         self.generators = [_Generator(n) for n in dag.topological_order() if dag.step(n).is_generator]
@@ -131,7 +137,7 @@ class Scheduler:
         """Compute every missing batch. Raises the first error that stops the run."""
         start = time.perf_counter()
         while True:
-            while self._in_flight < self.capacity:
+            while self._in_flight < self.capacity and not self.stop.is_set():
                 task = self._next_task()
                 if task is None:
                     break
@@ -143,6 +149,10 @@ class Scheduler:
             result = self.backend.receive()
             self._in_flight -= 1
             self._handle(result)
+        if self.stop.is_set():
+            raise RunInterrupted(
+                "The run was interrupted; committed batches are kept and the next run resumes from them."
+            )
         unfinished = [n for n in self.steps_with_work() if not self._finished(n)]
         if unfinished:
             raise DistilDagsterError(

@@ -115,6 +115,24 @@ class DAG:
     def ancestors(self, name: str) -> set[str]:
         return set(nx.ancestors(self.graph, name))
 
+    def closure(self, names: list[str]) -> list[str]:
+        """``names`` and all their ancestors, in topological order."""
+        keep = set(names)
+        for name in names:
+            keep |= self.ancestors(name)
+        return [n for n in self.topological_order() if n in keep]
+
+    def subdag(self, names: list[str]) -> DAG:
+        """The DAG restricted to ``names`` and their ancestors (same step objects).
+
+        Routing keeps its full target lists, so routing decisions do not depend on the subset.
+        """
+        keep = self.closure(names)
+        sub = DAG()
+        sub.graph = self.graph.subgraph(keep).copy()
+        sub.routing = {u: r for u, r in self.routing.items() if u in sub.graph}
+        return sub
+
     # -- validation ------------------------------------------------------------------------------
     def validate(self, parameters: dict[str, dict[str, Any]] | None = None) -> list[str]:
         """Every problem of the graph and of ``parameters``, one message each (empty if valid)."""

@@ -1,0 +1,43 @@
+"""SIGINT/SIGTERM handling, installed and restored in one place.
+
+First signal: set the run's stop event (no new batches; in-flight ones finish and are committed).
+Second signal: exit at once. Either leaves a consistent cache: the journal only counts batches
+whose files are complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["interrupt_handlers"]
+
+
+@contextmanager
+def interrupt_handlers(stop: threading.Event, logger: logging.Logger) -> Iterator[None]:
+    """Map SIGINT/SIGTERM to a graceful stop while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            logger.warning("Second %s: exiting now; committed batches are kept.", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        stop.set()
+        logger.warning(
+            "%s received: finishing the batches in flight, then stopping. Press Ctrl+C again to exit at once.",
+            signal.Signals(signum).name,
+        )
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
