@@ -13,10 +13,13 @@ __all__ = [
     "GeneratorStepError",
     "GlobalStepError",
     "PipelineValidationError",
+    "RemoteError",
+    "RemoteTraceback",
     "RunInterrupted",
     "StepExecutionError",
     "StepLoadError",
     "StepOutputError",
+    "WorkerDiedError",
 ]
 
 
@@ -55,6 +58,34 @@ class GeneratorStepError(StepExecutionError):
 
 class StepOutputError(DistilDagsterError, ValueError):
     """A step produced output that cannot be stored (e.g. a column with mixed types)."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in a worker process (set as ``__cause__``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+class RemoteError(DistilDagsterError):
+    """An error raised in a worker, carried as text: ``kind`` (class name), message, traceback."""
+
+    def __init__(self, kind: str, message: str, traceback: str) -> None:
+        super().__init__(kind, message, traceback)
+        self.kind = kind
+        self.message = message
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+class WorkerDiedError(StepExecutionError):
+    """A worker process died (killed, crashed, exited) while the run needed it."""
 
 
 class CacheCorruptedError(DistilDagsterError, RuntimeError):

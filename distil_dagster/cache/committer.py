@@ -62,7 +62,11 @@ class BatchCommitter:
         self._thread.start()
 
     def submit(self, record: BatchRecord, rows: list[dict[str, Any]] | None, path: Path | None) -> None:
-        """Queue a batch for commit; ``rows`` are written to ``path`` first (``None``: no file)."""
+        """Queue a batch for commit; ``rows`` are written to ``path`` first.
+
+        ``rows=None`` with a ``path``: a worker already wrote the file (``record.size`` set).
+        ``path=None``: the batch is empty and has no file.
+        """
         if path is not None:
             record.file = self.layout.relative(path)
         with self._cond:
@@ -123,6 +127,7 @@ class BatchCommitter:
             for job in group:
                 if job.path is not None and job.rows is not None:
                     job.record.size = write_rows(job.path, job.rows, job.record.step, self.fsync)
+                if job.path is not None:
                     dirs.add(job.path.parent)
                 written.append(job.record)
         finally:

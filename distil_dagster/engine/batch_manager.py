@@ -246,8 +246,11 @@ class BatchManager:
                 if isinstance(planner, _ConvergencePlanner) and self.dag.convergence_upstream(planner.step) == name:
                     planner.expect(record.seq_no, list(record.routed_to or []), record.num_rows, record.last_batch)
 
-    def next_batch(self) -> Batch | None:
-        """The next input batch to compute (deepest ready step first), or ``None``."""
+    def next_batch(self, load: bool = True) -> Batch | None:
+        """The next input batch to compute (deepest ready step first), or ``None``.
+
+        ``load=False`` leaves the rows on disk: the batch carries only its provenance.
+        """
         for name in self._reverse:
             planner = self.planners[name]
             while planner.ready():
@@ -255,21 +258,23 @@ class BatchManager:
                 if batch_seq in planner.committed:
                     planner.build(load=False)
                     continue
-                return planner.build(load=True)
+                return planner.build(load=load)
         return None
 
     def is_done(self, step: str) -> bool:
         planner = self.planners.get(step)
         return planner.done if planner is not None else False
 
-    def hungry_generators(self, generators: list[str]) -> list[str]:
-        """Generators whose consumers wait for rows (distilabel's ``empty_buffers``), first."""
-        hungry = []
+    def hungry_generators(self, generators: list[str], saturated: set[str]) -> list[str]:
+        """Generators to ask for more rows: those whose consumers wait for rows (distilabel's
+        ``empty_buffers``) first, then the others; none feeding only ``saturated`` consumers."""
+        hungry, others = [], []
         for gen in generators:
-            for consumer in self.dag.successors(gen):
-                stream = self.streams.get((gen, consumer))
-                planner = self.planners.get(consumer)
-                if stream is not None and planner is not None and not planner.done and stream.available < planner.ibs:
-                    hungry.append(gen)
-                    break
-        return hungry + [g for g in generators if g not in hungry]
+            consumers = [c for c in self.dag.successors(gen) if c in self.planners and not self.planners[c].done]
+            if consumers and all(c in saturated for c in consumers):
+                continue
+            if any(self.streams[(gen, c)].available < self.planners[c].ibs for c in consumers):
+                hungry.append(gen)
+            else:
+                others.append(gen)
+        return hungry + others

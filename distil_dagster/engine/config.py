@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 __all__ = ["EngineConfig"]
@@ -17,9 +19,11 @@ class EngineConfig(BaseModel):
         lock_timeout: seconds to wait for another run of the same pipeline to release the cache.
         max_pending_writes: committed batches that may wait for the writer before the scheduler
             blocks (bounds memory).
+        start_method: how worker processes start (``forkserver``: fast and CUDA-safe).
     """
 
     step_retries: NonNegativeInt = Field(default=2)
     fsync: bool = True
     lock_timeout: PositiveFloat = 600.0
     max_pending_writes: PositiveInt = 16
+    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"

@@ -24,10 +24,12 @@ from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.lock import run_lock
 from distil_dagster.cache.snapshot import write_snapshot
 from distil_dagster.distiset import Distiset, create_distiset
-from distil_dagster.engine.backend import InlineBackend, WorkerBackend
+from distil_dagster.engine.backend import WorkerBackend
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.engine.events import RunListener
+from distil_dagster.engine.inline import InlineBackend
 from distil_dagster.engine.interrupts import interrupt_handlers
+from distil_dagster.engine.processes import ProcessBackend
 from distil_dagster.engine.run_log import run_logging
 from distil_dagster.engine.scheduler import RunSummary, Scheduler, StepStats
 from distil_dagster.errors import PipelineValidationError
@@ -160,11 +162,17 @@ def _runtime_values(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     return values
 
 
+EXECUTORS = ("processes", "inline")
+
+
 def make_backend(executor: str, config: EngineConfig, logger: logging.Logger) -> tuple[WorkerBackend, int]:
-    """The backend for ``executor`` and how many tasks it takes at once."""
+    """The backend for ``executor`` and how many tasks the scheduler may hand it at once."""
     if executor == "inline":
         return InlineBackend(config.step_retries, logger), 1
-    raise PipelineValidationError([f"Unknown executor {executor!r}; choose 'inline'."])
+    if executor == "processes":
+        backend = ProcessBackend(config.step_retries, config.fsync, logger, start_method=config.start_method)
+        return backend, 1_000_000
+    raise PipelineValidationError([f"Unknown executor {executor!r}; choose one of {list(EXECUTORS)}."])
 
 
 def execute_pipeline(
@@ -187,6 +195,8 @@ def execute_pipeline(
     subset run and a full run share their batches.
     """
     config = config or EngineConfig()
+    if executor not in EXECUTORS:
+        raise PipelineValidationError([f"Unknown executor {executor!r}; choose one of {list(EXECUTORS)}."])
     apply_parameters(pipeline, parameters or {})
     if steps is not None:
         unknown = [s for s in steps if s not in pipeline.dag]

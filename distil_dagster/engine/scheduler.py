@@ -13,15 +13,17 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distil_dagster.cache.batch_store import read_rows
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord
 from distil_dagster.cache.layout import CacheLayout
-from distil_dagster.engine.backend import GenerateTask, ProcessTask, Task, TaskResult, WorkerBackend
-from distil_dagster.engine.batch import Rows
+from distil_dagster.engine.backend import WorkerBackend
+from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.batch_manager import BatchManager
+from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Task, TaskResult
 from distil_dagster.errors import DistilDagsterError, RunInterrupted
 
 if TYPE_CHECKING:
@@ -101,6 +103,9 @@ class Scheduler:
         self.summary = RunSummary({name: StepStats() for name in dag.names})
         self.manager = BatchManager(dag, {s: set(r) for s, r in committed.items()}, self._load, seed)
         self.generators = [_Generator(n) for n in dag.topological_order() if dag.step(n).is_generator]
+        self.in_memory = backend.in_memory
+        self.records: dict[tuple[str, int], BatchRecord] = {}
+        self._pending: dict[str, int] = {}
         self._in_flight = 0
         self._started: dict[int, float] = {}
 
@@ -116,6 +121,7 @@ class Scheduler:
             stats = self.summary.steps[name]
             for seq in sorted(records):
                 record = records[seq]
+                self.records[(name, seq)] = record
                 self.manager.register(record, None)
                 stats.reused_batches += 1
                 stats.reused_rows += record.num_rows
@@ -162,21 +168,46 @@ class Scheduler:
         return self.summary
 
     def _finished(self, name: str) -> bool:
-        for gen in self.generators:
-            if gen.name == name:
-                return gen.finished
-        return self.manager.is_done(name)
+        gen = self._generator(name)
+        return gen.finished if gen is not None else self.manager.is_done(name)
+
+    def _generator(self, name: str) -> _Generator | None:
+        return next((g for g in self.generators if g.name == name), None)
+
+    def _output_path(self, step: str, seq_no: int) -> str:
+        return str(self.layout.batch_file(step, seq_no, step in self.leaves))
 
     def _next_task(self) -> Task | None:
-        batch = self.manager.next_batch()
+        batch = self.manager.next_batch(load=self.in_memory)
         if batch is not None:
-            return ProcessTask(batch)
+            self._pending[batch.step] = self._pending.get(batch.step, 0) + 1
+            if self.in_memory:
+                return ProcessTask(batch)
+            return ProcessTask(batch, self._slices(batch), self._output_path(batch.step, batch.seq_no))
         waiting = [g.name for g in self.generators if not g.finished and not g.in_flight]
-        for name in self.manager.hungry_generators(waiting):
-            gen = next(g for g in self.generators if g.name == name)
+        saturated = {n for n, count in self._pending.items() if count >= self._queue_bound(n)}
+        for name in self.manager.hungry_generators(waiting, saturated):
+            gen = self._generator(name)
+            assert gen is not None
             gen.in_flight = True
-            return GenerateTask(gen.name, gen.seq_no, gen.offset)
+            output = None if self.in_memory else self._output_path(gen.name, gen.seq_no)
+            return GenerateTask(gen.name, gen.seq_no, gen.offset, output)
         return None
+
+    def _queue_bound(self, step: str) -> int:
+        """Batches of ``step`` allowed in flight or queued before generators pause (backpressure)."""
+        return 2 * int(self.dag.step(step).resources.replicas or 1)
+
+    def _slices(self, batch: Batch) -> list[list[SliceRef]]:
+        slices = []
+        for source, ranges in batch.created_from.items():
+            refs = []
+            for seq, start, end in ranges:
+                record = self.records[(source, seq)]
+                if end > start and record.file is not None:
+                    refs.append(SliceRef(str(self.layout.root / record.file), record.size, start, end))
+            slices.append(refs)
+        return slices
 
     def _handle(self, result: TaskResult) -> None:
         task = result.task
@@ -184,20 +215,23 @@ class Scheduler:
         if result.error is not None:
             raise result.error
         if isinstance(task, GenerateTask):
-            gen = next(g for g in self.generators if g.name == task.step)
+            gen = self._generator(task.step)
+            assert gen is not None
             last = result.last_batch or self.dry_run
-            record = BatchRecord(task.step, task.seq_no, len(result.rows), last)
+            record = BatchRecord(task.step, task.seq_no, result.num_rows, last, size=result.size)
             gen.in_flight = False
             gen.seq_no += 1
-            gen.offset += len(result.rows)
+            gen.offset += result.num_rows
             gen.finished = last
         else:
             batch = task.batch
+            self._pending[batch.step] -= 1
             record = BatchRecord(
                 batch.step,
                 batch.seq_no,
-                len(result.rows),
+                result.num_rows,
                 batch.last_batch,
+                size=result.size,
                 failed_rows=result.failed_rows,
                 created_from=batch.created_from,
                 source_seq=batch.source_seq,
@@ -207,6 +241,11 @@ class Scheduler:
         stats.rows += record.num_rows
         stats.failed_rows += record.failed_rows
         stats.seconds += elapsed
-        self.manager.register(record, result.rows)
-        path = self.layout.batch_file(record.step, record.seq_no, record.step in self.leaves) if result.rows else None
-        self.committer.submit(record, result.rows, path)
+        self.records[(record.step, record.seq_no)] = record
+        path = Path(self._output_path(record.step, record.seq_no)) if record.num_rows else None
+        if self.in_memory:
+            self.manager.register(record, result.rows)
+            self.committer.submit(record, result.rows, path)
+        else:
+            self.manager.register(record, None)
+            self.committer.submit(record, None, path)

@@ -1,0 +1,93 @@
+"""The inline backend: every step runs in the calling process, one task at a time.
+
+The reference behaviour the other backends must match; rows stay in memory between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+
+from distil_dagster.engine.batch import Rows
+from distil_dagster.engine.step_runner import call_step
+from distil_dagster.engine.tasks import GenerateTask, ProcessTask, Task, TaskResult
+from distil_dagster.errors import GeneratorStepError, StepExecutionError, StepLoadError
+from distil_dagster.steps.base import GeneratorStep, Step, _Step
+
+__all__ = ["InlineBackend"]
+
+
+class InlineBackend:
+    """Runs every step in the calling process."""
+
+    in_memory = True
+
+    def __init__(self, retries: int, logger: logging.Logger) -> None:
+        self.retries = retries
+        self.logger = logger
+        self.steps: dict[str, _Step] = {}
+        self._loaded: list[_Step] = []
+        self._results: deque[TaskResult] = deque()
+        self._generators: dict[str, Iterator[tuple[Rows, bool]]] = {}
+
+    def start(self, steps: dict[str, _Step]) -> None:
+        self.steps = steps
+        for name, step in steps.items():
+            try:
+                step.load()
+            except Exception as exc:
+                raise StepLoadError(
+                    f"Step '{name}' (replica 0) failed to load: {exc!r}; no data was processed."
+                ) from exc
+            self._loaded.append(step)
+            self.logger.info("Step '%s' loaded (replica 0).", name)
+
+    def submit(self, task: Task) -> None:
+        if isinstance(task, GenerateTask):
+            self._results.append(self._generate(task))
+            return
+        self._results.append(self._process(task))
+
+    def _process(self, task: ProcessTask) -> TaskResult:
+        step = self.steps[task.batch.step]
+        assert isinstance(step, Step)
+        try:
+            result = call_step(step, task.batch, self.retries, self.logger)
+        except StepExecutionError as exc:
+            return TaskResult(task, error=exc)
+        return TaskResult(task, result.rows, len(result.rows), None, task.batch.last_batch, result.failed_rows)
+
+    def _generate(self, task: GenerateTask) -> TaskResult:
+        step = self.steps[task.step]
+        assert isinstance(step, GeneratorStep)
+        iterator = self._generators.get(task.step)
+        if iterator is None:
+            iterator = self._generators[task.step] = step.process_applying_mappings(task.offset)
+        try:
+            rows, last = next(iterator)
+        except StopIteration:
+            rows, last = [], True
+        except Exception as exc:
+            error = GeneratorStepError(
+                f"Generator step '{task.step}' failed producing batch {task.seq_no} (offset {task.offset}): {exc!r}."
+            )
+            error.__cause__ = exc
+            return TaskResult(task, error=error)
+        rows = list(rows)
+        return TaskResult(task, rows, len(rows), None, bool(last))
+
+    def receive(self) -> TaskResult:
+        return self._results.popleft()
+
+    def stop(self) -> None:
+        for iterator in self._generators.values():
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        while self._loaded:
+            step = self._loaded.pop()
+            try:
+                step.unload()
+            except Exception:
+                self.logger.exception("Step '%s' failed to unload.", step.name)

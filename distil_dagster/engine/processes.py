@@ -1,0 +1,216 @@
+"""The local-process backend: one worker process per step replica.
+
+Data flow: ``start`` launches every replica (forkserver by default: no threads or CUDA state
+inherited, and workers fork from a process that already imported the engine) and waits until
+each reports loaded or load-failed. ``submit`` sends a task to an idle replica of its step, or
+queues it. ``receive`` blocks in ``multiprocessing.connection.wait`` on every worker's pipe and
+process sentinel: a result, a log line, or a death (which fails the run at once, naming step,
+replica and batch). Only small messages cross the pipes; rows travel through the cache files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any, NoReturn
+
+from distil_dagster import errors
+from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
+from distil_dagster.engine.worker import WorkerSpec, worker_main
+from distil_dagster.errors import RemoteError, RemoteTraceback, StepExecutionError, StepLoadError, WorkerDiedError
+from distil_dagster.steps.base import _Step
+
+__all__ = ["ProcessBackend"]
+
+_STOP_TIMEOUT = 10.0
+
+
+@dataclass(eq=False)
+class _Replica:
+    step: str
+    index: int
+    process: BaseProcess
+    conn: Connection
+    task: Task | None = None
+
+
+@dataclass
+class _StepWorkers:
+    replicas: list[_Replica] = field(default_factory=list)
+    idle: deque[_Replica] = field(default_factory=deque)
+    queue: deque[Task] = field(default_factory=deque)
+
+
+def _task_label(task: Task | None) -> str:
+    if task is None:
+        return "no batch"
+    seq = task.seq_no if isinstance(task, GenerateTask) else task.batch.seq_no
+    return f"batch {seq}"
+
+
+class ProcessBackend:
+    """Runs each step replica in its own process.
+
+    Args:
+        retries: extra attempts per failing batch (in the worker).
+        fsync: workers fsync the files they write.
+        logger: receives the workers' log lines.
+        start_method: ``forkserver`` (default), ``spawn`` or ``fork``.
+        envs: per step, per replica environment variables (e.g. ``CUDA_VISIBLE_DEVICES``).
+    """
+
+    in_memory = False
+
+    def __init__(
+        self,
+        retries: int,
+        fsync: bool,
+        logger: logging.Logger,
+        start_method: str = "forkserver",
+        envs: dict[str, list[dict[str, str]]] | None = None,
+    ) -> None:
+        self.retries = retries
+        self.fsync = fsync
+        self.logger = logger
+        self.context: Any = mp.get_context(
+            start_method
+        )  # a SpawnContext/ForkServerContext: typeshed's base lacks Process
+        if start_method == "forkserver":
+            self.context.set_forkserver_preload(["distil_dagster.engine.worker"])
+        self.envs = envs or {}
+        self.workers: dict[str, _StepWorkers] = {}
+        self.replicas: list[_Replica] = []
+        self._results: deque[TaskResult] = deque()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, steps: dict[str, _Step]) -> None:
+        for name, step in steps.items():
+            shipped = step.model_copy(update={"pipeline": None})
+            count = int(step.resources.replicas or 1) if not step.is_generator else 1
+            group = self.workers[name] = _StepWorkers()
+            for index in range(count):
+                env = self.envs.get(name, [])
+                spec = WorkerSpec(shipped, index, env[index] if index < len(env) else {}, self.retries, self.fsync)
+                parent, child = self.context.Pipe()
+                process = self.context.Process(
+                    target=worker_main, args=(child, spec), name=f"{name}:{index}", daemon=True
+                )
+                process.start()
+                child.close()
+                replica = _Replica(name, index, process, parent)
+                group.replicas.append(replica)
+                self.replicas.append(replica)
+        self._await_loaded()
+
+    def _await_loaded(self) -> None:
+        pending = set(self.replicas)
+        while pending:
+            ready = wait([r.conn for r in pending] + [r.process.sentinel for r in pending])
+            for replica in list(pending):
+                if replica.conn in ready:
+                    kind, payload = self._recv(replica)
+                    if kind == "log":
+                        continue
+                    if kind == "load_failed":
+                        error = StepLoadError(
+                            f"Step '{replica.step}' (replica {replica.index}) failed to load; no data was processed."
+                        )
+                        error.__cause__ = RemoteTraceback(str(payload))
+                        raise error
+                    pending.discard(replica)
+                    self.workers[replica.step].idle.append(replica)
+                    self.logger.info("Step '%s' loaded (replica %d).", replica.step, replica.index)
+                elif replica.process.sentinel in ready:
+                    raise StepLoadError(
+                        f"Step '{replica.step}' (replica {replica.index}) died while loading "
+                        f"(exit code {replica.process.exitcode}); no data was processed."
+                    )
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            with contextlib.suppress(OSError, ValueError):  # the worker may already be gone
+                replica.conn.send(None)
+        for replica in self.replicas:
+            replica.process.join(_STOP_TIMEOUT)
+            if replica.process.is_alive():
+                self.logger.warning(
+                    "Step '%s' (replica %d) did not stop in time; killing it.", replica.step, replica.index
+                )
+                replica.process.kill()
+                replica.process.join(_STOP_TIMEOUT)
+            replica.conn.close()
+        self.replicas.clear()
+        self.workers.clear()
+
+    # -- tasks -----------------------------------------------------------------------------------
+    def submit(self, task: Task) -> None:
+        step = task.step if isinstance(task, GenerateTask) else task.batch.step
+        group = self.workers[step]
+        if group.idle:
+            self._send(group.idle.popleft(), task)
+        else:
+            group.queue.append(task)
+
+    def _send(self, replica: _Replica, task: Task) -> None:
+        replica.task = task
+        replica.conn.send(task)
+
+    def receive(self) -> TaskResult:
+        while not self._results:
+            busy = [r for r in self.replicas if r.task is not None]
+            ready = wait([r.conn for r in busy] + [r.process.sentinel for r in busy])
+            for replica in busy:
+                if replica.conn in ready:
+                    self._drain(replica)
+                elif replica.process.sentinel in ready:
+                    self._died(replica)
+        return self._results.popleft()
+
+    def _recv(self, replica: _Replica) -> tuple[str, Any]:
+        try:
+            message = replica.conn.recv()
+        except (EOFError, OSError):
+            self._died(replica)
+        if message[0] == "log":
+            self.logger.log(message[1], message[2])
+            return "log", None
+        return message[0], message[1]
+
+    def _drain(self, replica: _Replica) -> None:
+        kind, payload = self._recv(replica)
+        if kind != "result":
+            return
+        result: TaskResult = payload
+        result.task = replica.task if replica.task is not None else result.task
+        if isinstance(result.error, RemoteError):
+            result.error = self._convert(replica, result.error)
+        replica.task = None
+        group = self.workers[replica.step]
+        if group.queue:
+            self._send(replica, group.queue.popleft())
+        else:
+            group.idle.append(replica)
+        self._results.append(result)
+
+    def _convert(self, replica: _Replica, remote: RemoteError) -> StepExecutionError:
+        cls = getattr(errors, remote.kind, None)
+        label = f"step '{replica.step}' (replica {replica.index}, {_task_label(replica.task)})"
+        if isinstance(cls, type) and issubclass(cls, StepExecutionError):
+            error = cls(f"{remote.message} [in {label}]")
+        else:
+            error = StepExecutionError(f"{remote.kind} in {label}: {remote.message}")
+        error.__cause__ = RemoteTraceback(remote.traceback)
+        return error
+
+    def _died(self, replica: _Replica) -> NoReturn:
+        replica.process.join(1.0)
+        raise WorkerDiedError(
+            f"The worker of step '{replica.step}' (replica {replica.index}) died with exit code "
+            f"{replica.process.exitcode} while processing {_task_label(replica.task)}; committed batches are "
+            "kept and the next run resumes from them."
+        )

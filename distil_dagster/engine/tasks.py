@@ -1,0 +1,68 @@
+"""Tasks the scheduler hands to workers and the results they send back: small, picklable messages.
+
+A task names its inputs either as rows in memory (inline backend) or as slices of committed
+batch files (process backends: a worker reads them itself), and where to write its output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from distil_dagster.engine.batch import Batch, Rows
+
+__all__ = ["GenerateTask", "ProcessTask", "SliceRef", "Task", "TaskResult"]
+
+
+@dataclass(slots=True, frozen=True)
+class SliceRef:
+    """Rows ``[start, end)`` of a committed batch file of ``size`` bytes."""
+
+    path: str
+    size: int | None
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class ProcessTask:
+    """Compute one input batch of a normal or global step.
+
+    Attributes:
+        batch: identity, last flag, provenance and (inline) the rows.
+        inputs: (process backends) one list of slices per entry of ``batch.created_from``.
+        output: (process backends) where the worker writes the output batch.
+    """
+
+    batch: Batch
+    inputs: list[list[SliceRef]] | None = None
+    output: str | None = None
+
+
+@dataclass(slots=True)
+class GenerateTask:
+    """Produce the next batch of a generator, which resumes at ``offset`` rows."""
+
+    step: str
+    seq_no: int
+    offset: int
+    output: str | None = None
+
+
+Task = Union[ProcessTask, GenerateTask]
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """A finished task: its rows (inline) or the file the worker wrote, and counters.
+
+    ``error`` is set when the step failed in a way that stops the run.
+    """
+
+    task: Task
+    rows: Rows = field(default_factory=list)
+    num_rows: int = 0
+    size: int | None = None
+    last_batch: bool = False
+    failed_rows: int = 0
+    error: BaseException | None = None

@@ -1,0 +1,146 @@
+"""The loop of a step replica's worker process.
+
+Data flow: the parent sends the step (pickled, loaded here), then tasks naming input slices of
+committed batch files and an output path; the worker reads its inputs, runs the step (retries
+and imputation as inline), writes the output file atomically and sends back counts. Logs travel
+to the parent over the same pipe. SIGINT is ignored: the parent decides when to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import traceback
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from distil_dagster.cache.batch_store import read_rows, write_rows
+from distil_dagster.engine.batch import Batch, Rows
+from distil_dagster.engine.step_runner import call_step
+from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Task, TaskResult
+from distil_dagster.errors import RemoteError
+from distil_dagster.steps.base import GeneratorStep, Step, _Step
+
+__all__ = ["WorkerSpec", "worker_main"]
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker process needs: its step, replica number, environment and settings."""
+
+    step: _Step
+    replica: int
+    env: dict[str, str] = field(default_factory=dict)
+    retries: int = 2
+    fsync: bool = True
+
+
+class _PipeLogHandler(logging.Handler):
+    def __init__(self, conn: Connection, prefix: str) -> None:
+        super().__init__()
+        self.conn = conn
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the parent is gone; nothing left to tell
+            self.conn.send(("log", record.levelno, f"{self.prefix} {self.format(record)}"))
+
+
+class _FileCache:
+    """The last few input files read (consecutive batches often slice the same upstream file)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self.files: OrderedDict[str, Rows] = OrderedDict()
+
+    def rows(self, ref: SliceRef) -> Rows:
+        rows = self.files.get(ref.path)
+        if rows is None:
+            rows = read_rows(Path(ref.path), ref.size)
+            self.files[ref.path] = rows
+            if len(self.files) > self.size:
+                self.files.popitem(last=False)
+        else:
+            self.files.move_to_end(ref.path)
+        return rows[ref.start : ref.end]
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a worker process (spawned or forked from the forkserver)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(spec.env)
+    step = spec.step
+    logger = logging.getLogger("distil_dagster")
+    logger.handlers[:] = [_PipeLogHandler(conn, f"[{step.name}:{spec.replica}]")]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        step.load()
+    except BaseException:
+        conn.send(("load_failed", traceback.format_exc()))
+        return
+    conn.send(("loaded", None))
+    generator: Iterator[tuple[Rows, bool]] | None = None
+    files = _FileCache()
+    try:
+        while True:
+            try:
+                task: Task | None = conn.recv()
+            except EOFError:
+                return  # the parent died
+            if task is None:
+                return
+            if isinstance(task, GenerateTask):
+                assert isinstance(step, GeneratorStep)
+                if generator is None:
+                    generator = step.process_applying_mappings(task.offset)
+                conn.send(("result", _generate(step, generator, task, spec)))
+            else:
+                assert isinstance(step, Step)
+                conn.send(("result", _process(step, task, files, spec, logger)))
+    finally:
+        step.unload()
+
+
+def _write(rows: Rows, output: str | None, step: str, fsync: bool) -> int | None:
+    if not rows or output is None:
+        return None
+    return write_rows(Path(output), rows, step, fsync)
+
+
+def _process(step: Step, task: ProcessTask, files: _FileCache, spec: WorkerSpec, logger: logging.Logger) -> TaskResult:
+    batch = task.batch
+    try:
+        data = [[row for ref in refs for row in files.rows(ref)] for refs in task.inputs or []]
+        full = Batch(batch.step, batch.seq_no, batch.last_batch, data, batch.created_from, batch.source_seq)
+        result = call_step(step, full, spec.retries, logger)
+        size = _write(result.rows, task.output, batch.step, spec.fsync)
+    except Exception as exc:
+        return _error(task, exc)
+    return TaskResult(task, [], len(result.rows), size, batch.last_batch, result.failed_rows)
+
+
+def _generate(
+    step: GeneratorStep, generator: Iterator[tuple[Rows, bool]], task: GenerateTask, spec: WorkerSpec
+) -> TaskResult:
+    try:
+        try:
+            rows, last = next(generator)
+        except StopIteration:
+            rows, last = [], True
+        rows = list(rows)
+        size = _write(rows, task.output, task.step, spec.fsync)
+    except Exception as exc:
+        return _error(task, exc)
+    return TaskResult(task, [], len(rows), size, bool(last))
+
+
+def _error(task: Task, exc: BaseException) -> TaskResult:
+    """An error crosses the pipe as text: its type, message and formatted traceback (cause included)."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return TaskResult(task, error=RemoteError(type(exc).__name__, str(exc), text))

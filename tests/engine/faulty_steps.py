@@ -1,0 +1,61 @@
+"""Steps that misbehave on purpose, importable by worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from distil_dagster.steps import Step, StepInput
+from distil_dagster.steps.typing import StepOutput
+
+
+class Tag(Step):
+    """Adds ``pid`` (the worker's process id) and ``double``; optionally misbehaves on one id.
+
+    Attributes:
+        fault: ``kill`` (SIGKILL itself), ``exit`` (``os._exit(3)``), ``raise`` or ``""``.
+        fault_id: the row id that triggers the fault.
+        signal_pid: with ``fault="sigint"``, the process to send SIGINT to.
+    """
+
+    fault: str = ""
+    fault_id: int = -1
+    signal_pid: int = 0
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["pid", "double"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        if any(r["id"] == self.fault_id for r in rows):
+            if self.fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault == "exit":
+                os._exit(3)
+            if self.fault == "raise":
+                raise ValueError(f"boom on {self.fault_id}")
+            if self.fault == "sigint":
+                os.kill(self.signal_pid, signal.SIGINT)
+        for row in rows:
+            row["pid"] = os.getpid()
+            row["double"] = row["id"] * 2
+        yield rows
+
+
+class FailingLoad(Step):
+    """A step whose ``load()`` raises."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    def load(self) -> None:
+        raise RuntimeError("model weights not found")
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        yield inputs[0]
