@@ -75,7 +75,7 @@ def _check_rows(step: Step, rows: Any) -> None:
 
 def impute_failed(step: Step, batch: Batch, exc: BaseException, attempts: int) -> StepCallResult:
     """The batch's rows with the step's output columns set to ``None`` and the error recorded."""
-    outputs = [step.output_mappings.get(c, c) for c in step.get_outputs()]
+    outputs = list(step.get_outputs())
     error = f"{type(exc).__name__}: {exc}"
     rows: Rows = []
     for row in batch.data[0] if batch.data else []:

@@ -55,15 +55,24 @@ class Pipeline:
         requirements: list[str] | None = None,
         seed: int = 0,
     ) -> None:
-        self.name = name or "pipeline"
+        self._name = name
         self.description = description
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.enable_metadata = enable_metadata
         self.requirements = list(requirements or [])
         self.seed = seed
         self.dag = DAG()
-        self._step_count = 0
+        self._name_counts: dict[str, int] = {}
         self._tokens: list[object] = []
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name; unnamed pipelines are ``pipeline_<step names>`` as in distilabel."""
+        return self._name or "_".join(["pipeline", *self.dag.names])
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
 
     def __enter__(self) -> Pipeline:
         self._tokens.append(set_active_pipeline(self))
@@ -76,14 +85,14 @@ class Pipeline:
         return f"Pipeline(name={self.name!r}, steps={self.dag.names})"
 
     # -- building (called by steps) -------------------------------------------------------------
-    def next_step_index(self) -> int:
-        """The index used to name the next unnamed step (``<class_snake>_<index>``)."""
-        index = self._step_count
+    def next_step_index(self, prefix: str) -> int:
+        """The index naming the next unnamed step of a class: ``<class_snake>_<index>``."""
+        index = self._name_counts.get(prefix, 0)
+        self._name_counts[prefix] = index + 1
         return index
 
     def add_step(self, step: _Step) -> None:
         """Register a step (done by the step itself when created in the ``with`` block)."""
-        self._step_count += 1
         self.dag.add_step(step)
 
     def add_edge(self, source: str, target: str) -> None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from distil_dagster.steps.base import _columns_dict
+
 if TYPE_CHECKING:
     from distil_dagster.pipeline.routing import RoutingBatchFunction
     from distil_dagster.steps.base import _Step
@@ -184,8 +186,8 @@ class DAG:
             available: set[str] = set()
             for pred in self.predecessors(name):
                 available |= flowing[pred]
-            inputs = step.get_inputs()
-            outputs = step.get_outputs()
+            inputs = _columns_dict(step.inputs)
+            outputs = _columns_dict(step.outputs)
             for key in step.input_mappings:
                 if key not in inputs:
                     problems.append(

@@ -77,8 +77,9 @@ class _Step(RuntimeParametersMixin, ABC):
 
             self.pipeline = active_pipeline()
         if self.name is None:
-            index = self.pipeline.next_step_index() if self.pipeline is not None else 0
-            self.name = f"{_camel_to_snake(type(self).__name__)}_{index}"
+            prefix = _camel_to_snake(type(self).__name__)
+            index = self.pipeline.next_step_index(prefix) if self.pipeline is not None else 0
+            self.name = f"{prefix}_{index}"
         if self.pipeline is not None:
             self.pipeline.add_step(self)
 
@@ -110,17 +111,16 @@ class _Step(RuntimeParametersMixin, ABC):
         return []
 
     def get_inputs(self) -> dict[str, bool]:
-        """Declared inputs as a mapping column -> required."""
-        return _columns_dict(self.inputs)
+        """Upstream columns the step reads (``input_mappings`` applied) -> required."""
+        return {self.input_mappings.get(c, c): r for c, r in _columns_dict(self.inputs).items()}
 
     def get_outputs(self) -> dict[str, bool]:
-        """Declared outputs as a mapping column -> required."""
-        return _columns_dict(self.outputs)
+        """Columns the step writes (``output_mappings`` applied) -> required."""
+        return {self.output_mappings.get(c, c): r for c, r in _columns_dict(self.outputs).items()}
 
     def columns_after(self, available: set[str]) -> set[str]:
         """Columns present in the rows this step emits, given the columns it receives."""
-        produced = {self.output_mappings.get(c, c) for c in self.get_outputs()}
-        return available | produced
+        return available | set(self.get_outputs())
 
     def signature_extra(self) -> dict[str, Any]:
         """Extra output-defining facts for the signature (e.g. sizes and mtimes of input files)."""

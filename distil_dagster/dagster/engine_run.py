@@ -1,0 +1,268 @@
+"""The live engine run behind one Dagster run: started once, watched by every step op.
+
+Data flow: the first op calls :meth:`EngineRun.start`, which applies the run's parameters to a
+copy of the pipeline (errors raise in that op) and runs ``execute_pipeline`` on the selected
+leaves in a background thread. The engine reports to this object as its ``RunListener``
+(engine threads) and its log records arrive through a logging handler; both land in the state
+below, guarded by one ``Condition``. Each op blocks in :meth:`EngineRun.updates` until its step
+has its last batch committed, receiving an :class:`Update` (log records to forward, the step's
+progress) whenever something happened or ``progress_interval`` passed. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from distil_dagster.cache.journal import BatchRecord
+from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.engine.config import EngineConfig
+from distil_dagster.engine.run_log import LOGGER_NAME
+from distil_dagster.engine.runner import apply_parameters, execute_pipeline
+from distil_dagster.errors import DistilDagsterError
+from distil_dagster.pipeline.base import Pipeline
+
+__all__ = ["EngineRun", "EngineRunError", "EngineSettings", "StepProgress", "Update"]
+
+
+class EngineRunError(DistilDagsterError, RuntimeError):
+    """The engine run behind a Dagster run failed or stopped before a step finished."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the resource asks the engine to run (from its config)."""
+
+    cache_dir: Path | None
+    executor: str
+    use_cache: bool
+    config: EngineConfig
+    log_level: int
+    progress_interval: float
+
+
+@dataclass
+class StepProgress:
+    """What one step has done in this run (copied out to ops; never shared)."""
+
+    batches: int = 0
+    rows: int = 0
+    failed_rows: int = 0
+    reused_batches: int = 0
+    reused_rows: int = 0
+    seconds: float = 0.0
+    finished: bool = False
+    records: list[BatchRecord] = field(default_factory=list)
+
+    def add(self, record: BatchRecord, reused: bool, elapsed: float) -> None:
+        self.records.append(record)
+        self.failed_rows += record.failed_rows
+        if reused:
+            self.reused_batches += 1
+            self.reused_rows += record.num_rows
+        else:
+            self.batches += 1
+            self.rows += record.num_rows
+            self.seconds = elapsed
+        self.finished = self.finished or record.last_batch
+
+    @property
+    def total_rows(self) -> int:
+        return self.rows + self.reused_rows
+
+
+@dataclass(frozen=True)
+class Update:
+    """What an op waiting for ``step`` learns on one wake-up."""
+
+    logs: list[logging.LogRecord]
+    progress: StepProgress
+    changed: bool
+
+
+class _State(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class _Forward(logging.Handler):
+    def __init__(self, run: EngineRun, level: int) -> None:
+        super().__init__(level)
+        self._run = run
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._run._add_log(record)
+
+
+class EngineRun:
+    """One engine run for one Dagster run (one per process with a multiprocess executor)."""
+
+    def __init__(self, run_id: str, settings: EngineSettings) -> None:
+        self.run_id = run_id
+        self.settings = settings
+        self.layout: CacheLayout | None = None
+        self.stop_event = threading.Event()
+        self._cond = threading.Condition()
+        self._state = _State.IDLE
+        self._selection: tuple[tuple[str, ...], Any] | None = None
+        self._steps: dict[str, StepProgress] = {}
+        self._logs: list[logging.LogRecord] = []
+        self._error: BaseException | None = None
+        self._started_at = 0.0
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle (op and resource threads) ---------------------------------------------------
+    def start(self, pipeline: Pipeline, leaves: list[str], parameters: dict[str, dict[str, Any]]) -> None:
+        """Start the engine on ``leaves`` and their ancestors, unless this run already started it."""
+        selection = (tuple(sorted(leaves)), parameters)
+        with self._cond:
+            if self._state is not _State.IDLE:
+                if selection != self._selection:
+                    raise EngineRunError(
+                        f"The engine of run {self.run_id} was started for {self._selection}, "
+                        f"not {selection}; one Dagster run drives one engine run."
+                    )
+                return
+            run_copy = copy.deepcopy(pipeline)  # parameters of one run must not leak into the next
+            apply_parameters(run_copy, parameters)
+            cache_dir = self.settings.cache_dir or run_copy.cache_dir
+            self.layout = CacheLayout.for_pipeline(cache_dir, run_copy.name, run_copy.signature)
+            self._selection = selection
+            self._state = _State.RUNNING
+            self._started_at = time.monotonic()
+            self._thread = threading.Thread(
+                target=self._run, args=(run_copy, list(leaves)), name=f"distil-dagster-{self.run_id[:8]}", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, pipeline: Pipeline, leaves: list[str]) -> None:
+        logger = logging.getLogger(LOGGER_NAME)
+        handler = _Forward(self, self.settings.log_level)
+        previous_level = logger.level
+        if self.settings.log_level < logging.INFO:
+            logger.setLevel(self.settings.log_level)
+        logger.addHandler(handler)
+        try:
+            execute_pipeline(
+                pipeline,
+                None,
+                self.settings.use_cache,
+                steps=leaves,
+                executor=self.settings.executor,
+                config=self.settings.config,
+                cache_dir=self.settings.cache_dir,
+                listener=self,
+                stop=self.stop_event,
+            )
+        except BaseException:
+            pass  # already recorded by on_finish; the waiting ops raise it
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(previous_level)
+
+    def stop(self) -> None:
+        """Ask the engine to stop gracefully (no new batches; in-flight ones are committed)."""
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the engine thread; returns whether it ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def unfinished(self) -> list[str]:
+        """Steps of the run without their last batch (the selected leaves before the engine started)."""
+        with self._cond:
+            if self._state is _State.IDLE:
+                return []
+            if not self._steps:
+                return list(self._selection[0]) if self._selection else []
+            return [name for name, progress in self._steps.items() if not progress.finished]
+
+    # -- RunListener (engine threads) ----------------------------------------------------------
+    def on_start(self, steps: list[str], reused: dict[str, list[BatchRecord]]) -> None:
+        with self._cond:
+            for step in steps:
+                progress = self._steps.setdefault(step, StepProgress())
+                for record in sorted(reused.get(step, []), key=lambda r: r.seq_no):
+                    progress.add(record, reused=True, elapsed=0.0)
+            self._cond.notify_all()
+
+    def on_commit(self, records: list[BatchRecord]) -> None:
+        with self._cond:
+            elapsed = time.monotonic() - self._started_at
+            for record in records:
+                self._steps.setdefault(record.step, StepProgress()).add(record, reused=False, elapsed=elapsed)
+            self._cond.notify_all()
+
+    def on_finish(self, error: BaseException | None) -> None:
+        with self._cond:
+            self._error = error
+            self._state = _State.DONE
+            self._cond.notify_all()
+
+    def _add_log(self, record: logging.LogRecord) -> None:
+        with self._cond:
+            self._logs.append(record)
+            self._cond.notify_all()
+
+    # -- waiting (op threads) ------------------------------------------------------------------
+    def take_logs(self) -> list[logging.LogRecord]:
+        """Log records not forwarded yet."""
+        with self._cond:
+            logs, self._logs = self._logs, []
+            return logs
+
+    def updates(self, step: str) -> Iterator[Update]:
+        """Updates until ``step`` finished; raises :class:`EngineRunError` if the run ends first."""
+        interval = self.settings.progress_interval
+        seen = -1
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._logs or self._count(step) != seen or self._ended(step), interval)
+                progress = self._snapshot(step)
+                logs, self._logs = self._logs, []
+                error, state = self._error, self._state
+            count = len(progress.records)
+            yield Update(logs, progress, changed=count != seen)
+            seen = count
+            if progress.finished:
+                return
+            if state is _State.DONE:
+                raise self._ended_error(step, error)
+
+    def progress(self, step: str) -> StepProgress:
+        with self._cond:
+            return self._snapshot(step)
+
+    def _count(self, step: str) -> int:
+        return len(self._steps[step].records) if step in self._steps else 0
+
+    def _ended(self, step: str) -> bool:
+        return self._state is _State.DONE or (step in self._steps and self._steps[step].finished)
+
+    def _snapshot(self, step: str) -> StepProgress:
+        progress = self._steps.get(step, StepProgress())
+        return replace(progress, records=list(progress.records))
+
+    def _ended_error(self, step: str, error: BaseException | None) -> EngineRunError:
+        log = self.layout.log_file if self.layout is not None else "pipeline.log"
+        if error is None:
+            return EngineRunError(f"The engine run ended without finishing step '{step}'; see {log}.")
+        reason = "was stopped" if self.stop_event.is_set() else "failed"
+        exc = EngineRunError(f"The engine run {reason} before step '{step}' finished: {error}. Log: {log}.")
+        exc.__cause__ = error
+        return exc

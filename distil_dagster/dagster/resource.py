@@ -1,0 +1,114 @@
+"""``DistilDagsterResource``: engine settings, and the engine run of the current Dagster run.
+
+The resource holds configuration only; the live state (engine thread, listener, progress) is an
+:class:`~distil_dagster.dagster.engine_run.EngineRun` created in ``setup_for_execution`` and
+joined in ``teardown_after_execution``. With the in-process executor that is one engine per
+Dagster run; with a multiprocess executor each step process has its own, and the cache lock
+plus resume-from-journal keep every batch computed once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dagster import ConfigurableResource, DagsterLogManager, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from distil_dagster.dagster.engine_run import EngineRun, EngineRunError, EngineSettings
+from distil_dagster.engine.config import EngineConfig
+
+__all__ = ["DistilDagsterResource", "forward_logs"]
+
+
+def forward_logs(log: DagsterLogManager, records: list[logging.LogRecord]) -> None:
+    """Write engine log records into the Dagster event log (from the thread that owns ``log``)."""
+    for record in records:
+        log.log(record.levelno, record.getMessage())
+
+
+class DistilDagsterResource(ConfigurableResource):  # type: ignore[misc]  # dagster's base class is untyped for mypy
+    """Runs distil_dagster pipelines for the assets built by ``build_pipeline_assets``.
+
+    Every field has an offline default: ``DistilDagsterResource()`` runs inline with the
+    pipeline's own cache folder.
+    """
+
+    cache_dir: str | None = Field(
+        default=None, description="Cache root; default: the pipeline's (DISTIL_DAGSTER_CACHE_DIR or ~/.cache)."
+    )
+    executor: str = Field(default="inline", description="Engine backend: 'inline' (one process) or 'processes'.")
+    use_cache: bool = Field(default=True, description="Resume from (or return) the cache; False recomputes.")
+    step_retries: int = Field(default=2, ge=0, description="Retries of a failing batch before its rows are marked failed.")
+    fsync: bool = Field(default=True, description="fsync batch files and the journal (survives power loss).")
+    lock_timeout: float = Field(default=600.0, gt=0, description="Seconds to wait for another run of the same pipeline.")
+    cuda_devices: list[int] | None = Field(
+        default=None, description="CUDA devices the engine may give to steps (default: all visible)."
+    )
+    log_level: str = Field(default="INFO", description="Lowest engine log level forwarded to the Dagster log.")
+    progress_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between progress reports (log line, AssetObservation) of a waiting op."
+    )
+    stop_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for in-flight batches when the run is terminated."
+    )
+
+    _engine_run: EngineRun | None = PrivateAttr(default=None)
+
+    def engine_config(self) -> EngineConfig:
+        """The engine settings this resource asks for."""
+        values: dict[str, object] = {"step_retries": self.step_retries, "fsync": self.fsync}
+        values["lock_timeout"] = self.lock_timeout
+        if self.cuda_devices is not None:
+            if "devices" not in EngineConfig.model_fields:
+                raise EngineRunError(
+                    "DistilDagsterResource.cuda_devices is set but this engine has no device placement "
+                    "(EngineConfig.devices); leave cuda_devices unset."
+                )
+            values["devices"] = list(self.cuda_devices)
+        return EngineConfig.model_validate(values)
+
+    def settings(self) -> EngineSettings:
+        level = logging.getLevelName(self.log_level.upper())
+        if not isinstance(level, int):
+            raise EngineRunError(f"DistilDagsterResource.log_level {self.log_level!r} is not a logging level name.")
+        return EngineSettings(
+            cache_dir=Path(self.cache_dir).expanduser() if self.cache_dir else None,
+            executor=self.executor,
+            use_cache=self.use_cache,
+            config=self.engine_config(),
+            log_level=level,
+            progress_interval=self.progress_interval,
+        )
+
+    @property
+    def engine_run(self) -> EngineRun:
+        """The engine run of the current Dagster run."""
+        if self._engine_run is None:
+            raise EngineRunError(
+                "DistilDagsterResource is not set up for a run; it only works inside a Dagster run "
+                "(materialize(), the UI or `dagster asset materialize`)."
+            )
+        return self._engine_run
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._engine_run = EngineRun(context.run_id or "no-run", self.settings())
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        run, self._engine_run = self._engine_run, None
+        if run is None:
+            return
+        unfinished = run.unfinished()
+        if run.running and unfinished:
+            context.log.warning(
+                f"The Dagster run ended before steps {unfinished} finished; stopping the engine. "
+                "Committed batches are kept: the next materialization resumes from them."
+            )
+            run.stop()
+        ended = run.join(self.stop_timeout if run.stop_event.is_set() else None)
+        forward_logs(context.log, run.take_logs())
+        if not ended:
+            context.log.warning(
+                f"The engine did not stop within {self.stop_timeout:.0f} s; batches still in flight are "
+                "abandoned and recomputed by the next run."
+            )
