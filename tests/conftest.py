@@ -4,8 +4,10 @@ Every test of the package-mirror folders gets a time limit (a hang fails one tes
 and a default cache folder inside its own temporary directory, so a pipeline built without
 ``cache_dir`` (e.g. by ``Pipeline.from_yaml``) never writes to the user's home.
 
-The ``cache`` fixture opens a pipeline's signature folder for inspection: the commit journal,
-batch files and the log. The ``rows`` fixture returns the rows of a Distiset config.
+The ``executor`` fixture runs a behaviour test over every executor (inline and processes): the
+same test must pass on both. The ``cache`` fixture opens a pipeline's signature folder for
+inspection (the commit journal, batch files and the log); ``rows`` returns a config's rows and
+``lines`` the JSON lines a step appended to a file.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def _isolated_default_cache(
         return
     monkeypatch.setenv("DISTIL_DAGSTER_CACHE_DIR", str(tmp_path_factory.mktemp("default-cache")))
     monkeypatch.delenv("DISTILABEL_CACHE_DIR", raising=False)
+
+
+EXECUTORS = ["inline", "processes"]
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request: pytest.FixtureRequest) -> str:
+    """The ``executor`` given to ``Pipeline.run``; tests using it run once per executor."""
+    return str(request.param)
 
 
 class CacheFolder:

@@ -81,7 +81,8 @@ class ProcessBackend:
             start_method
         )  # a SpawnContext/ForkServerContext: typeshed's base lacks Process
         if start_method == "forkserver":
-            self.context.set_forkserver_preload(["distil_dagster.engine.worker"])
+            # The server imports these once; every worker forks from it instead of importing them.
+            self.context.set_forkserver_preload(["__main__", "distil_dagster.engine.worker", "distil_dagster.steps"])
         self.envs = envs or {}
         self.workers: dict[str, _StepWorkers] = {}
         self.replicas: list[_Replica] = []

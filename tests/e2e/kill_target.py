@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", required=True, type=Path)
     parser.add_argument("--kill-after", type=float, default=0.0)
     parser.add_argument("--no-fsync", action="store_true")
+    parser.add_argument("--executor", default="inline")
     args = parser.parse_args()
     if args.kill_after > 0:
         timer = threading.Timer(args.kill_after, lambda: os.killpg(os.getpgid(0), signal.SIGKILL))
@@ -103,7 +104,7 @@ def main() -> None:
         timer.start()
     pipeline = build(args.shape, args.cache_dir)
     start = time.perf_counter()
-    pipeline.run(config=EngineConfig(fsync=not args.no_fsync, step_retries=0))
+    pipeline.run(executor=args.executor, config=EngineConfig(fsync=not args.no_fsync, step_retries=0))
     print(f"run_seconds={time.perf_counter() - start:.3f}")
 
 

@@ -24,7 +24,9 @@ SHAPES = ["linear", "fanin", "routing"]
 pytestmark = pytest.mark.slow
 
 
-def _run(shape: str, cache_dir: Path, kill_after: float = 0.0, timeout: float = 120) -> tuple[int, float]:
+def _run(
+    shape: str, cache_dir: Path, kill_after: float = 0.0, executor: str = "inline", timeout: float = 120
+) -> tuple[int, float]:
     """Run the child; returns its exit code and the seconds its ``pipeline.run()`` took."""
     proc = subprocess.Popen(
         [
@@ -64,17 +66,20 @@ def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict
     return refs
 
 
+@pytest.mark.parametrize("executor", ["inline", "processes"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_kill_and_resume_gives_every_row_exactly_once(shape: str, references: dict, tmp_path: Path) -> None:
+def test_kill_and_resume_gives_every_row_exactly_once(
+    shape: str, executor: str, references: dict, tmp_path: Path
+) -> None:
     expected, seconds = references[shape]
-    rng = random.Random(f"{shape}-{TRIALS}")
+    rng = random.Random(f"{shape}-{executor}-{TRIALS}")
     killed = 0
     for trial in range(TRIALS):
         cache = tmp_path / f"trial-{trial}"
-        code, _ = _run(shape, cache, kill_after=rng.uniform(0.05, 0.95) * seconds)
+        code, _ = _run(shape, cache, kill_after=rng.uniform(0.05, 0.95) * seconds, executor=executor)
         assert code in (-9, 0), f"trial {trial}: unexpected exit code {code}"
         killed += code == -9
-        _run(shape, cache)
+        _run(shape, cache, executor=executor)
         got = _leaves(cache, shape)
         assert got.keys() == expected.keys()
         for leaf, rows in expected.items():

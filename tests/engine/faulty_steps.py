@@ -16,11 +16,15 @@ class Tag(Step):
         fault: ``kill`` (SIGKILL itself), ``exit`` (``os._exit(3)``), ``raise`` or ``""``.
         fault_id: the row id that triggers the fault.
         signal_pid: with ``fault="sigint"``, the process to send SIGINT to.
+        once_marker: a file: the fault fires only while it does not exist (then creates it).
     """
 
     fault: str = ""
     fault_id: int = -1
     signal_pid: int = 0
+    once_marker: str = ""
+
+    signature_exclude = frozenset({"signal_pid", "once_marker"})
 
     @property
     def inputs(self) -> list[str]:
@@ -39,7 +43,9 @@ class Tag(Step):
                 os._exit(3)
             if self.fault == "raise":
                 raise ValueError(f"boom on {self.fault_id}")
-            if self.fault == "sigint":
+            if self.fault == "sigint" and not (self.once_marker and os.path.exists(self.once_marker)):
+                if self.once_marker:
+                    open(self.once_marker, "w").close()
                 os.kill(self.signal_pid, signal.SIGINT)
         for row in rows:
             row["pid"] = os.getpid()

@@ -9,10 +9,11 @@ batch it received into its output rows, so the leaf rows show what each step saw
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import GlobalStep, LoadDataFromDicts, Step, StepInput
+from distil_dagster.steps import GlobalStep, LoadDataFromDicts, Step, StepInput, StepResources
 from distil_dagster.steps.typing import StepOutput
 
 
@@ -32,6 +33,22 @@ class SeenBatch(Step):
             row[f"{self.name}_len"] = len(inputs)
             row[f"{self.name}_double"] = 2 * row["id"]
         yield inputs
+
+
+class UnevenDelay(Step):
+    """Sleeps longer for some batches, so replicas finish out of order; adds ``<name>_len``."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [f"{self.name}_len"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        time.sleep(0.02 * ((inputs[0]["id"] * 7) % 5))
+        yield [{**row, f"{self.name}_len": len(inputs)} for row in inputs]
 
 
 class PerPredecessor(Step):
@@ -99,14 +116,16 @@ def _ids(n: int, start: int = 0, **extra: object) -> list[dict[str, object]]:
     return [{"id": i, **extra} for i in range(start, start + n)]
 
 
-def test_linear_chain_gets_exact_input_batch_sizes_whatever_the_upstream_batching(tmp_path: Path, cache, rows) -> None:
+def test_linear_chain_gets_exact_input_batch_sizes_whatever_the_upstream_batching(
+    tmp_path: Path, executor: str, cache, rows
+) -> None:
     with Pipeline(name="linear", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(30), batch_size=7)
         a = SeenBatch(name="a", input_batch_size=5)
         b = SeenBatch(name="b", input_batch_size=13)
         gen >> a >> b
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
     assert [r["id"] for r in result] == list(range(30))
     assert [r["a_len"] for r in result] == [5] * 30
@@ -120,15 +139,19 @@ def test_linear_chain_gets_exact_input_batch_sizes_whatever_the_upstream_batchin
     assert [r["last"] for r in folder.records("b")] == [False, False, True]
 
 
-def test_leaf_batches_are_parquet_files_numbered_seq_no_plus_one(tmp_path: Path, cache) -> None:
+def test_leaf_batches_are_parquet_files_numbered_seq_no_plus_one(tmp_path: Path, executor: str, cache) -> None:
     with Pipeline(name="layout", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(30), batch_size=7)
         gen >> SeenBatch(name="a", input_batch_size=5) >> SeenBatch(name="b", input_batch_size=13)
 
-    pipeline.run()
+    pipeline.run(executor=executor)
 
     folder = cache(pipeline)
-    assert [r["file"] for r in folder.records("b")] == ["data/b/00001.parquet", "data/b/00002.parquet", "data/b/00003.parquet"]
+    assert [r["file"] for r in folder.records("b")] == [
+        "data/b/00001.parquet",
+        "data/b/00002.parquet",
+        "data/b/00003.parquet",
+    ]
     assert [r["file"] for r in folder.records("a")] == [f"steps/a/{i:05d}.pkl" for i in range(1, 7)]
     for name in ("pipeline.yaml", "pipeline.log", "commits.jsonl", "batch_manager.json"):
         assert (folder.root / name).is_file(), name
@@ -136,12 +159,12 @@ def test_leaf_batches_are_parquet_files_numbered_seq_no_plus_one(tmp_path: Path,
         assert (folder.root / record["file"]).stat().st_size == record["size"]
 
 
-def test_journal_lists_every_batch_after_the_batches_it_was_built_from(tmp_path: Path, cache) -> None:
+def test_journal_lists_every_batch_after_the_batches_it_was_built_from(tmp_path: Path, executor: str, cache) -> None:
     with Pipeline(name="order", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(30), batch_size=7)
         gen >> SeenBatch(name="a", input_batch_size=5) >> SeenBatch(name="b", input_batch_size=13)
 
-    pipeline.run()
+    pipeline.run(executor=executor)
 
     seen: set[tuple[str, int]] = set()
     for record in cache(pipeline).journal():
@@ -152,12 +175,12 @@ def test_journal_lists_every_batch_after_the_batches_it_was_built_from(tmp_path:
     assert len(seen) == 5 + 6 + 3
 
 
-def test_fan_out_to_two_leaves_gives_one_config_per_leaf(tmp_path: Path, rows) -> None:
+def test_fan_out_to_two_leaves_gives_one_config_per_leaf(tmp_path: Path, executor: str, rows) -> None:
     with Pipeline(name="fan-out", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(9), batch_size=4)
         gen >> [SeenBatch(name="left", input_batch_size=2), SeenBatch(name="right", input_batch_size=5)]
 
-    distiset = pipeline.run()
+    distiset = pipeline.run(executor=executor)
 
     assert sorted(distiset) == ["left", "right"]
     assert list(distiset["left"]) == ["train"]
@@ -166,14 +189,16 @@ def test_fan_out_to_two_leaves_gives_one_config_per_leaf(tmp_path: Path, rows) -
     assert "left_len" not in rows(distiset, "right")[0]
 
 
-def test_fan_in_gives_one_list_per_predecessor_of_input_batch_size_rows(tmp_path: Path, cache, rows) -> None:
+def test_fan_in_gives_one_list_per_predecessor_of_input_batch_size_rows(
+    tmp_path: Path, executor: str, cache, rows
+) -> None:
     with Pipeline(name="fan-in", cache_dir=tmp_path, seed=0) as pipeline:
         first = LoadDataFromDicts(name="first", data=_ids(12, src="first"), batch_size=3)
         second = LoadDataFromDicts(name="second", data=_ids(12, start=100, src="second"), batch_size=4)
         merge = PerPredecessor(name="merge", input_batch_size=5)
         [first, second] >> merge
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
     expected_ids = [*range(0, 5), *range(100, 105), *range(5, 10), *range(105, 110), 10, 11, 110, 111]
     assert [r["id"] for r in result] == expected_ids
@@ -182,26 +207,26 @@ def test_fan_in_gives_one_list_per_predecessor_of_input_batch_size_rows(tmp_path
     assert cache(pipeline).batch_sizes("merge") == [10, 10, 4]
 
 
-def test_fan_in_with_unequal_totals_finishes_and_keeps_every_row(tmp_path: Path, rows) -> None:
+def test_fan_in_with_unequal_totals_finishes_and_keeps_every_row(tmp_path: Path, executor: str, rows) -> None:
     with Pipeline(name="fan-in-unequal", cache_dir=tmp_path, seed=0) as pipeline:
         first = LoadDataFromDicts(name="first", data=_ids(10), batch_size=3)
         second = LoadDataFromDicts(name="second", data=_ids(13, start=100), batch_size=4)
         [first, second] >> PerPredecessor(name="merge", input_batch_size=5)
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
     expected_ids = [*range(0, 5), *range(100, 105), *range(5, 10), *range(105, 110), 110, 111, 112]
     assert [r["id"] for r in result] == expected_ids
     assert [r["sizes"] for r in result] == [[5, 5]] * 20 + [[0, 3]] * 3
 
 
-def test_global_step_is_called_once_with_every_row_in_order(tmp_path: Path, cache, rows, lines) -> None:
+def test_global_step_is_called_once_with_every_row_in_order(tmp_path: Path, executor: str, cache, rows, lines) -> None:
     log = tmp_path / "global-calls.jsonl"
     with Pipeline(name="global", cache_dir=tmp_path / "cache", seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(25), batch_size=7)
         gen >> SeenBatch(name="a", input_batch_size=4) >> GlobalCollect(name="collect", log_path=str(log))
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
     assert lines(log) == [list(range(25))]
     assert [r["id"] for r in result] == list(range(25))
@@ -211,28 +236,40 @@ def test_global_step_is_called_once_with_every_row_in_order(tmp_path: Path, cach
     assert [(r["seq"], r["rows"], r["last"]) for r in records] == [(0, 25, True)]
 
 
-def test_step_after_a_filter_still_gets_exact_batches(tmp_path: Path, cache, rows) -> None:
+def test_step_after_a_filter_still_gets_exact_batches(tmp_path: Path, executor: str, cache, rows) -> None:
     with Pipeline(name="filter", cache_dir=tmp_path, seed=0) as pipeline:
-        gen = LoadDataFromDicts(name="gen", data=_ids(30), batch_size=5)
+        gen = LoadDataFromDicts(name="gen", data=_ids(32), batch_size=5)
         gen >> DropSome(name="drop", input_batch_size=5) >> SeenBatch(name="after", input_batch_size=4)
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
-    kept = [i for i in range(30) if i % 3 != 0 and not 10 <= i < 15]
-    assert len(kept) == 15
+    kept = [i for i in range(32) if i % 3 != 0 and not 10 <= i < 15]
+    assert len(kept) == 17
     assert [r["id"] for r in result] == kept
-    assert [r["after_len"] for r in result] == [4] * 12 + [3] * 3
+    assert [r["after_len"] for r in result] == [4] * 16 + [1]
     folder = cache(pipeline)
-    assert folder.batch_sizes("drop") == [3, 4, 0, 3, 3, 2]
-    assert folder.batch_sizes("after") == [4, 4, 4, 3]
+    assert folder.batch_sizes("drop") == [3, 3, 0, 3, 3, 4, 1]
+    assert folder.batch_sizes("after") == [4, 4, 4, 4, 1]
 
 
-def test_step_after_an_expanding_step_gets_exact_batches_in_order(tmp_path: Path, cache, rows) -> None:
+def test_filter_whose_last_batch_is_empty_still_finishes_the_pipeline(tmp_path: Path, executor: str, rows) -> None:
+    with Pipeline(name="filter-empty-tail", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=_ids(31), batch_size=5)
+        gen >> DropSome(name="drop", input_batch_size=5) >> SeenBatch(name="after", input_batch_size=4)
+
+    result = rows(pipeline.run(executor=executor))
+
+    kept = [i for i in range(31) if i % 3 != 0 and not 10 <= i < 15]
+    assert [r["id"] for r in result] == kept
+    assert [r["after_len"] for r in result] == [4] * 16
+
+
+def test_step_after_an_expanding_step_gets_exact_batches_in_order(tmp_path: Path, executor: str, cache, rows) -> None:
     with Pipeline(name="expand", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(6), batch_size=4)
         gen >> TwoPerRow(name="twice", input_batch_size=3) >> SeenBatch(name="after", input_batch_size=5)
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
     assert [(r["id"], r["copy"]) for r in result] == [(i, c) for i in range(6) for c in (0, 1)]
     assert [r["after_len"] for r in result] == [5] * 10 + [2] * 2
@@ -241,11 +278,27 @@ def test_step_after_an_expanding_step_gets_exact_batches_in_order(tmp_path: Path
     assert folder.batch_sizes("after") == [5, 5, 2]
 
 
-def test_generator_batch_size_larger_than_the_data_gives_one_last_batch(tmp_path: Path, cache, rows) -> None:
+def test_generator_batch_size_larger_than_the_data_gives_one_last_batch(
+    tmp_path: Path, executor: str, cache, rows
+) -> None:
     with Pipeline(name="small", cache_dir=tmp_path, seed=0) as pipeline:
         LoadDataFromDicts(name="gen", data=_ids(3), batch_size=50) >> SeenBatch(name="a", input_batch_size=2)
 
-    result = rows(pipeline.run())
+    result = rows(pipeline.run(executor=executor))
 
     assert [(r["id"], r["a_len"]) for r in result] == [(0, 2), (1, 2), (2, 1)]
     assert [(r["rows"], r["last"]) for r in cache(pipeline).records("gen")] == [(3, True)]
+
+
+def test_leaf_rows_keep_generator_order_with_replicas(tmp_path: Path, executor: str, cache, rows) -> None:
+    with Pipeline(name="replicas", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=_ids(24), batch_size=8)
+        slow = UnevenDelay(name="slow", input_batch_size=3, resources=StepResources(replicas=3))
+        gen >> slow >> SeenBatch(name="leaf", input_batch_size=5)
+
+    result = rows(pipeline.run(executor=executor))
+
+    assert [r["id"] for r in result] == list(range(24))
+    assert [r["slow_len"] for r in result] == [3] * 24
+    assert [r["leaf_len"] for r in result] == [5] * 20 + [4] * 4
+    assert cache(pipeline).batch_sizes("slow") == [3] * 8

@@ -1,0 +1,204 @@
+"""``pipeline.yaml``: save, load back (same signature, same output), and refuse what is not a step.
+
+Loading imports only step classes and routing functions; a YAML naming any other callable
+(``os.system``, ``subprocess.Popen``) is refused with ``PipelineValidationError`` before
+anything is called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distil_dagster.errors import PipelineValidationError
+from distil_dagster.mixins.runtime_parameters import RuntimeParameter
+from distil_dagster.pipeline import Pipeline, sample_n_steps
+from distil_dagster.pipeline.routing import RoutingBatchFunction
+from distil_dagster.steps import GroupColumns, LoadDataFromDicts, Step, StepInput, step
+from distil_dagster.steps.typing import StepOutput
+
+
+@step(inputs=["id"], outputs=["scaled"])
+def Scale(inputs: StepInput, factor: RuntimeParameter[int] = 2) -> StepOutput:
+    for row in inputs:
+        row["scaled"] = row["id"] * factor
+    yield inputs
+
+
+class Tag(Step):
+    """Writes ``generation = <name>-<id>`` (``suffix`` appended)."""
+
+    suffix: str = ""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["generation"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        yield [{**row, "generation": f"{self.name}-{row['id']}{self.suffix}"} for row in inputs]
+
+
+def _linear(cache_dir: Path) -> Pipeline:
+    with Pipeline(name="yaml-linear", description="a linear pipeline", cache_dir=cache_dir, seed=3) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(7)], batch_size=3)
+        (
+            gen
+            >> Scale(name="scale", factor=7, input_batch_size=2)
+            >> Tag(name="tag", suffix="!", input_mappings={"id": "id"})
+        )
+    return pipeline
+
+
+def _routed(cache_dir: Path) -> Pipeline:
+    with Pipeline(name="yaml-routed", cache_dir=cache_dir, seed=5) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(8)], batch_size=4)
+        branches = [Tag(name=n, input_batch_size=2) for n in ("a", "b", "c")]
+        gen >> sample_n_steps(2) >> branches >> GroupColumns(name="group", columns=["generation"], input_batch_size=2)
+    return pipeline
+
+
+def _load(path: Path, cache_dir: Path) -> Pipeline:
+    loaded = Pipeline.from_yaml(path)
+    loaded.cache_dir = cache_dir
+    return loaded
+
+
+def test_saved_pipeline_loads_with_the_same_signature_and_output(tmp_path: Path, rows) -> None:
+    original = _linear(tmp_path / "one")
+    original.save(tmp_path / "pipeline.yaml")
+
+    loaded = _load(tmp_path / "pipeline.yaml", tmp_path / "two")
+
+    assert loaded.signature == original.signature
+    assert (loaded.name, loaded.description, loaded.seed) == ("yaml-linear", "a linear pipeline", 3)
+    assert loaded.dag.names == ["gen", "scale", "tag"]
+    assert loaded.dag.successors("gen") == ["scale"] and loaded.dag.successors("scale") == ["tag"]
+    expected = [{"id": i, "scaled": 7 * i, "generation": f"tag-{i}!"} for i in range(7)]
+    assert rows(original.run()) == expected
+    assert rows(loaded.run()) == expected
+    assert (tmp_path / "two" / "yaml-linear" / original.signature / "commits.jsonl").is_file()
+
+
+def test_decorated_step_class_is_restored_by_module_and_name(tmp_path: Path) -> None:
+    _linear(tmp_path).save(tmp_path / "pipeline.yaml")
+    data = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
+
+    steps = {entry["name"]: entry["step"] for entry in data["pipeline"]["steps"]}
+    assert steps["scale"]["type_info"] == {"module": __name__, "name": "Scale"}
+    assert steps["tag"]["type_info"] == {"module": __name__, "name": "Tag"}
+
+    loaded = Pipeline.from_yaml(tmp_path / "pipeline.yaml")
+    assert type(loaded.dag.step("scale")) is Scale
+    assert loaded.dag.step("scale").factor == 7
+    assert loaded.dag.step("scale").input_batch_size == 2
+    assert type(loaded.dag.step("tag")) is Tag
+    assert loaded.dag.step("tag").suffix == "!"
+
+
+def test_dump_is_what_save_writes(tmp_path: Path) -> None:
+    pipeline = _linear(tmp_path)
+    pipeline.save(tmp_path / "pipeline.yaml")
+
+    assert yaml.safe_load((tmp_path / "pipeline.yaml").read_text()) == pipeline.dump()
+    assert Pipeline.from_dict(pipeline.dump()).signature == pipeline.signature
+
+
+def test_routing_with_sample_n_steps_is_restored(tmp_path: Path, rows) -> None:
+    original = _routed(tmp_path / "one")
+    original.save(tmp_path / "pipeline.yaml")
+
+    loaded = _load(tmp_path / "pipeline.yaml", tmp_path / "two")
+
+    assert loaded.signature == original.signature
+    routing = loaded.dag.routing["gen"]
+    assert isinstance(routing.function, RoutingBatchFunction)
+    assert routing.targets == ["a", "b", "c"]
+    assert routing.function.dump() == {
+        "module": "distil_dagster.pipeline.routing",
+        "name": "sample_n_steps",
+        "kwargs": {"n": 2},
+    }
+    assert loaded.dag.convergence_upstream("group") == "gen"
+    first, second = rows(original.run()), rows(loaded.run())
+    assert first == second
+    assert [r["id"] for r in second] == list(range(8))
+    assert all(len(r["grouped_generation"]) == 2 for r in second)
+
+
+def test_run_writes_pipeline_yaml_that_loads_back(tmp_path: Path, cache) -> None:
+    pipeline = _linear(tmp_path)
+    pipeline.run()
+
+    loaded = Pipeline.from_yaml(cache(pipeline).root / "pipeline.yaml")
+
+    assert loaded.signature == pipeline.signature
+
+
+def _yaml_with_step_type(tmp_path: Path, module: str, name: str, fields: dict) -> Path:
+    data = _linear(tmp_path / "cache").dump()
+    entry = data["pipeline"]["steps"][1]
+    entry["step"] = {**fields, "type_info": {"module": module, "name": name}}
+    path = tmp_path / "evil.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_yaml_naming_os_system_as_a_step_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = _yaml_with_step_type(tmp_path, "os", "system", {"command": f"touch {marker}"})
+
+    with pytest.raises(PipelineValidationError, match=r"step 'scale': 'os\.system' is not a step class"):
+        Pipeline.from_yaml(path)
+
+    assert not marker.exists()
+
+
+def test_yaml_naming_a_non_step_class_is_refused_without_instantiating_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = _yaml_with_step_type(tmp_path, "subprocess", "Popen", {"args": ["touch", str(marker)]})
+
+    with pytest.raises(PipelineValidationError, match=r"'subprocess\.Popen' is not a step class"):
+        Pipeline.from_yaml(path)
+
+    assert not marker.exists()
+
+
+def test_yaml_naming_os_system_as_a_routing_function_is_refused(tmp_path: Path) -> None:
+    _routed(tmp_path / "cache").save(tmp_path / "pipeline.yaml")
+    data = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
+    marker = tmp_path / "pwned"
+    data["pipeline"]["routing_batch_functions"][0]["routing_batch_function"] = {
+        "module": "os",
+        "name": "system",
+        "kwargs": {"command": f"touch {marker}"},
+    }
+    (tmp_path / "evil.yaml").write_text(yaml.safe_dump(data))
+
+    with pytest.raises(PipelineValidationError, match=r"'os\.system' is not a routing batch function"):
+        Pipeline.from_yaml(tmp_path / "evil.yaml")
+
+    assert not marker.exists()
+
+
+def test_yaml_with_python_tags_is_not_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"pipeline: !!python/object/apply:os.system ['touch {marker}']\n")
+
+    with pytest.raises(PipelineValidationError, match=r"cannot read pipeline YAML"):
+        Pipeline.from_yaml(path)
+
+    assert not marker.exists()
+
+
+def test_yaml_naming_a_missing_class_is_refused(tmp_path: Path) -> None:
+    path = _yaml_with_step_type(tmp_path, __name__, "DoesNotExist", {})
+
+    with pytest.raises(PipelineValidationError, match=rf"cannot import '{__name__}\.DoesNotExist'"):
+        Pipeline.from_yaml(path)

@@ -1,0 +1,118 @@
+"""``Distiset`` and ``create_distiset``: configs per leaf, metadata column, disk round trip,
+schemas unified across batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distil_dagster.distiset import Distiset, create_distiset
+from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
+from distil_dagster.steps.typing import StepOutput
+
+
+class Note(Step):
+    """Writes ``note``: ``None`` for the batch holding id ``none_id``, ``"n<id>"`` otherwise;
+    and ``distilabel_metadata = {"note_step": id}``."""
+
+    none_id: int = 0
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["note"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        empty = any(row["id"] == self.none_id for row in inputs)
+        yield [
+            {**row, "note": None if empty else f"n{row['id']}", "distilabel_metadata": {"note_step": row["id"]}}
+            for row in inputs
+        ]
+
+
+def build(cache_dir: Path, enable_metadata: bool = False, none_id: int = 0, leaves: int = 1) -> Pipeline:
+    with Pipeline(name="distiset", cache_dir=cache_dir, enable_metadata=enable_metadata, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(6)], batch_size=3)
+        gen >> [Note(name=f"leaf{i}", none_id=none_id, input_batch_size=3) for i in range(leaves)]
+    return pipeline
+
+
+def _notes(none_batch: range) -> list[str | None]:
+    return [None if i in none_batch else f"n{i}" for i in range(6)]
+
+
+def test_single_leaf_is_the_default_config_with_a_train_split(tmp_path: Path) -> None:
+    distiset = build(tmp_path).run()
+
+    assert isinstance(distiset, Distiset)
+    assert list(distiset) == ["default"]
+    assert list(distiset["default"]) == ["train"]
+    assert distiset["default"]["train"].num_rows == 6
+
+
+def test_several_leaves_give_one_config_per_leaf_name(tmp_path: Path) -> None:
+    distiset = build(tmp_path, leaves=2).run()
+
+    assert sorted(distiset) == ["leaf0", "leaf1"]
+
+
+def test_metadata_column_is_dropped_unless_enabled(tmp_path: Path, cache, rows) -> None:
+    dropped = build(tmp_path).run()
+    kept = build(tmp_path, enable_metadata=True).run()
+
+    assert "distilabel_metadata" not in dropped["default"]["train"].column_names
+    assert [r["distilabel_metadata"] for r in rows(kept)] == [{"note_step": i} for i in range(6)]
+    folder = cache(build(tmp_path)).root
+    assert "distilabel_metadata" in create_distiset(folder, enable_metadata=True)["default"]["train"].column_names
+    assert "distilabel_metadata" not in create_distiset(folder)["default"]["train"].column_names
+
+
+def test_column_none_in_the_first_batch_and_str_in_the_next_loads(tmp_path: Path, rows) -> None:
+    distiset = build(tmp_path, none_id=0).run()
+
+    assert [r["note"] for r in rows(distiset)] == _notes(range(0, 3))
+    assert distiset["default"]["train"].features["note"].dtype == "string"
+
+
+def test_column_str_in_the_first_batch_and_none_in_the_next_loads(tmp_path: Path, rows) -> None:
+    distiset = build(tmp_path, none_id=5).run()
+
+    assert [r["note"] for r in rows(distiset)] == _notes(range(3, 6))
+
+
+def test_save_to_disk_and_load_from_disk_round_trip(tmp_path: Path, rows) -> None:
+    distiset = build(tmp_path / "cache", leaves=2).run()
+    target = tmp_path / "saved"
+
+    distiset.save_to_disk(target)
+    loaded = Distiset.load_from_disk(target)
+
+    assert isinstance(loaded, Distiset)
+    assert sorted(loaded) == ["leaf0", "leaf1"]
+    for name in ("leaf0", "leaf1"):
+        assert list(loaded[name]) == ["train"]
+        assert rows(loaded, name) == rows(distiset, name)
+    assert loaded.pipeline_path == target / "pipeline.yaml"
+    assert loaded.log_filename_path == target / "pipeline.log"
+    assert (target / "pipeline.yaml").read_text() == Path(distiset.pipeline_path).read_text()
+
+
+def test_distiset_from_a_run_knows_its_pipeline_yaml_and_log(tmp_path: Path, cache) -> None:
+    pipeline = build(tmp_path)
+    distiset = pipeline.run()
+
+    assert distiset.pipeline_path == cache(pipeline).root / "pipeline.yaml"
+    assert distiset.log_filename_path == cache(pipeline).root / "pipeline.log"
+
+
+def test_train_test_split_splits_every_config(tmp_path: Path) -> None:
+    distiset = build(tmp_path, leaves=2).run()
+
+    split = distiset.train_test_split(train_size=0.5, seed=0)
+
+    for name in ("leaf0", "leaf1"):
+        assert sorted(split[name]) == ["test", "train"]
+        assert split[name]["train"].num_rows == 3 and split[name]["test"].num_rows == 3
