@@ -244,7 +244,9 @@ class BatchManager:
         if routing is not None:
             for planner in self.planners.values():
                 if isinstance(planner, _ConvergencePlanner) and self.dag.convergence_upstream(planner.step) == name:
-                    planner.expect(record.seq_no, list(record.routed_to or []), record.num_rows, record.last_batch)
+                    # A convergence step may sit after only some of the routed branches.
+                    mine = [t for t in record.routed_to or [] if t in planner.by_source]
+                    planner.expect(record.seq_no, mine, record.num_rows if mine else 0, record.last_batch)
 
     def next_batch(self, load: bool = True) -> Batch | None:
         """The next input batch to compute (deepest ready step first), or ``None``.

@@ -198,10 +198,20 @@ class ProcessBackend:
             group.idle.append(replica)
         self._results.append(result)
 
-    def _convert(self, replica: _Replica, remote: RemoteError) -> StepExecutionError:
+    def _convert(self, replica: _Replica, remote: RemoteError) -> errors.DistilDagsterError:
+        """The worker's error as the class inline execution raises (traceback text as cause)."""
         cls = getattr(errors, remote.kind, None)
         label = f"step '{replica.step}' (replica {replica.index}, {_task_label(replica.task)})"
-        if isinstance(cls, type) and issubclass(cls, StepExecutionError):
+        error: errors.DistilDagsterError
+        if isinstance(replica.task, GenerateTask) and not (
+            isinstance(cls, type) and issubclass(cls, StepExecutionError)
+        ):
+            error = errors.GeneratorStepError(f"Generator step '{replica.step}' failed in {label}: {remote}.")
+        elif (
+            isinstance(cls, type)
+            and issubclass(cls, errors.DistilDagsterError)
+            and cls is not errors.PipelineValidationError
+        ):
             error = cls(f"{remote.message} [in {label}]")
         else:
             error = StepExecutionError(f"{remote.kind} in {label}: {remote.message}")

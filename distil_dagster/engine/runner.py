@@ -103,6 +103,18 @@ def _remove_uncounted(layout: CacheLayout, committed: Committed) -> int:
     return removed
 
 
+def _forget_uncached(pipeline: Pipeline, committed: Committed, logger: logging.Logger) -> None:
+    """Steps with ``use_cache=False``, and everything after them, are recomputed."""
+    dag = pipeline.dag
+    forget: set[str] = set()
+    for name in dag.names:
+        if not dag.step(name).use_cache:
+            forget |= {name} | dag.descendants(name)
+    dropped = [name for name in dag.topological_order() if name in forget and committed.pop(name, {})]
+    if dropped:
+        logger.info("Recomputing %s: use_cache=False on the step or a predecessor.", dropped)
+
+
 def _reused_summary(steps: list[str], committed: Committed) -> RunSummary:
     summary = RunSummary({n: StepStats() for n in steps})
     for name in steps:
@@ -239,6 +251,7 @@ def _execute(
     if not use_cache:
         layout.clear_outputs()
     committed = CommitJournal(layout.journal).read()
+    _forget_uncached(pipeline, committed, logger)
     if committed and _is_finished(steps, committed):
         logger.info("Pipeline '%s' already finished in %s; returning it from the cache.", pipeline.name, layout.root)
         if listener is not None:

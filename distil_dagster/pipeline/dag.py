@@ -117,6 +117,9 @@ class DAG:
     def ancestors(self, name: str) -> set[str]:
         return set(nx.ancestors(self.graph, name))
 
+    def descendants(self, name: str) -> set[str]:
+        return set(nx.descendants(self.graph, name))
+
     def closure(self, names: list[str]) -> list[str]:
         """``names`` and all their ancestors, in topological order."""
         keep = set(names)
