@@ -82,7 +82,7 @@ class ProcessBackend:
         )  # a SpawnContext/ForkServerContext: typeshed's base lacks Process
         if start_method == "forkserver":
             # The server imports these once; every worker forks from it instead of importing them.
-            self.context.set_forkserver_preload(["__main__", "distil_dagster.engine.worker", "distil_dagster.steps"])
+            self.context.set_forkserver_preload(["__main__", "distil_dagster.engine.worker_preload"])
         self.envs = envs or {}
         self.workers: dict[str, _StepWorkers] = {}
         self.replicas: list[_Replica] = []

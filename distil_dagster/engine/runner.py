@@ -139,7 +139,7 @@ def run_pipeline(
     pipeline: Pipeline,
     parameters: dict[str, dict[str, Any]] | None = None,
     use_cache: bool = True,
-    executor: str = "inline",
+    executor: str = "processes",
     config: EngineConfig | None = None,
     dry_run: bool = False,
 ) -> Distiset:
@@ -193,7 +193,7 @@ def execute_pipeline(
     use_cache: bool = True,
     *,
     steps: list[str] | None = None,
-    executor: str = "inline",
+    executor: str = "processes",
     config: EngineConfig | None = None,
     dry_run: bool = False,
     cache_dir: Path | None = None,

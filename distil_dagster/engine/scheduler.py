@@ -142,8 +142,9 @@ class Scheduler:
     def run(self) -> RunSummary:
         """Compute every missing batch. Raises the first error that stops the run."""
         start = time.perf_counter()
+        fatal: BaseException | None = None
         while True:
-            while self._in_flight < self.capacity and not self.stop.is_set():
+            while self._in_flight < self.capacity and not self.stop.is_set() and fatal is None:
                 task = self._next_task()
                 if task is None:
                     break
@@ -154,7 +155,13 @@ class Scheduler:
                 break
             result = self.backend.receive()
             self._in_flight -= 1
+            if result.error is not None:
+                # Stop scheduling but commit what is still in flight: generated rows are never lost.
+                fatal = fatal or result.error
+                continue
             self._handle(result)
+        if fatal is not None:
+            raise fatal
         if self.stop.is_set():
             raise RunInterrupted(
                 "The run was interrupted; committed batches are kept and the next run resumes from them."
@@ -212,8 +219,6 @@ class Scheduler:
     def _handle(self, result: TaskResult) -> None:
         task = result.task
         elapsed = time.perf_counter() - self._started.pop(id(task), time.perf_counter())
-        if result.error is not None:
-            raise result.error
         if isinstance(task, GenerateTask):
             gen = self._generator(task.step)
             assert gen is not None

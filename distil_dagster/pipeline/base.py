@@ -133,7 +133,7 @@ class Pipeline:
         parameters: dict[str, dict[str, Any]] | None = None,
         use_cache: bool = True,
         *,
-        executor: Executor = "inline",
+        executor: Executor = "processes",
         config: EngineConfig | None = None,
     ) -> Distiset:
         """Run the pipeline (resuming from the cache when possible) and return its Distiset.
@@ -141,7 +141,9 @@ class Pipeline:
         Args:
             parameters: runtime parameters, ``{step_name: {parameter: value}}``.
             use_cache: resume from (or return) what the cache holds; ``False`` starts clean.
-            executor: ``"inline"`` runs every step in this process, one after another.
+            executor: ``"processes"`` runs every step replica in its own process (steps must be
+                importable: define them in a module, or in a script under ``if __name__ == "__main__":``);
+                ``"inline"`` runs every step in this process, one after another (debugging, notebooks).
             config: engine settings (retries, durability, lock timeout).
         """
         from distil_dagster.engine.runner import run_pipeline

@@ -1,0 +1,22 @@
+"""Imported once by the forkserver: everything a worker needs, warmed before any worker forks.
+
+Parquet's first write in a process initialises pyarrow's writer machinery (~0.2 s here); doing
+it once in the server spares every worker that cost on its first batch.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import distil_dagster.engine.worker  # the worker loop and its imports
+import distil_dagster.steps  # noqa: F401  # built-in steps unpickled in workers
+
+
+def _warm_parquet() -> None:
+    pq.write_table(pa.table({"warm": [1]}), io.BytesIO())
+
+
+_warm_parquet()
