@@ -20,6 +20,8 @@ class EngineConfig(BaseModel):
         max_pending_writes: committed batches that may wait for the writer before the scheduler
             blocks (bounds memory).
         start_method: how worker processes start (``forkserver``: fast and CUDA-safe).
+        cuda_devices: the devices to hand out to GPU steps; overrides ``CUDA_VISIBLE_DEVICES``
+            and the driver's count.
     """
 
     step_retries: NonNegativeInt = Field(default=2)
@@ -27,3 +29,4 @@ class EngineConfig(BaseModel):
     lock_timeout: PositiveFloat = 600.0
     max_pending_writes: PositiveInt = 16
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
+    cuda_devices: list[int | str] | None = None

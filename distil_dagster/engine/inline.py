@@ -33,6 +33,13 @@ class InlineBackend:
 
     def start(self, steps: dict[str, _Step]) -> None:
         self.steps = steps
+        gpu_steps = [name for name, step in steps.items() if step.required_gpus()]
+        if gpu_steps:
+            self.logger.warning(
+                "Steps %s declare GPUs but the inline executor runs every step in this process: "
+                "no device placement is applied. Use executor='processes' to give each its own devices.",
+                gpu_steps,
+            )
         for name, step in steps.items():
             try:
                 step.load()

@@ -20,6 +20,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, NoReturn
 
 from distil_dagster import errors
+from distil_dagster.engine.devices import assign_devices
 from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec, worker_main
 from distil_dagster.errors import RemoteError, RemoteTraceback, StepExecutionError, StepLoadError, WorkerDiedError
@@ -84,12 +85,14 @@ class ProcessBackend:
             # The server imports these once; every worker forks from it instead of importing them.
             self.context.set_forkserver_preload(["__main__", "distil_dagster.engine.worker_preload"])
         self.envs = envs or {}
+        self.cuda_devices: list[int | str] | None = None
         self.workers: dict[str, _StepWorkers] = {}
         self.replicas: list[_Replica] = []
         self._results: deque[TaskResult] = deque()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, steps: dict[str, _Step]) -> None:
+        self.envs = {**assign_devices(steps, self.cuda_devices, self.logger), **self.envs}
         for name, step in steps.items():
             shipped = step.model_copy(update={"pipeline": None})
             count = int(step.resources.replicas or 1) if not step.is_generator else 1

@@ -183,6 +183,7 @@ def make_backend(executor: str, config: EngineConfig, logger: logging.Logger) ->
         return InlineBackend(config.step_retries, logger), 1
     if executor == "processes":
         backend = ProcessBackend(config.step_retries, config.fsync, logger, start_method=config.start_method)
+        backend.cuda_devices = config.cuda_devices
         return backend, 1_000_000
     raise PipelineValidationError([f"Unknown executor {executor!r}; choose one of {list(EXECUTORS)}."])
 

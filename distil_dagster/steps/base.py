@@ -126,6 +126,10 @@ class _Step(RuntimeParametersMixin, ABC):
         """Extra output-defining facts for the signature (e.g. sizes and mtimes of input files)."""
         return {}
 
+    def required_gpus(self) -> int:
+        """GPUs each replica needs: ``resources.gpus`` (steps with a CUDA model add theirs)."""
+        return int(self.resources.gpus or 0)
+
     # -- lifecycle -----------------------------------------------------------------------------
     def load(self) -> None:
         """Prepare the step (load models, open clients). Runs in the worker before any batch."""

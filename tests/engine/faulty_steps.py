@@ -65,3 +65,22 @@ class FailingLoad(Step):
 
     def process(self, *inputs: StepInput) -> StepOutput:
         yield inputs[0]
+
+
+class DeviceProbe(Step):
+    """Records the ``CUDA_VISIBLE_DEVICES`` its worker sees, and the worker's pid."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [f"devices_{self.name}", f"pid_{self.name}"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        for row in rows:
+            row[f"devices_{self.name}"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+            row[f"pid_{self.name}"] = os.getpid()
+        yield rows
