@@ -1,5 +1,8 @@
 """The commit journal: one JSON line per committed output batch, appended, never rewritten.
 
+A batch to recompute (a step with ``use_cache=False``, a batch with failed rows) is un-committed
+by appending a retraction line before its file is removed, so the journal stays the truth.
+
 A batch counts as done exactly when its line is in the journal, and its line is appended only
 after its file was renamed into place. A line cut short by a kill is the uncommitted tail and
 is dropped (the file is truncated back to the last whole line before appending again).
@@ -15,7 +18,7 @@ from typing import Any
 
 from distil_dagster.errors import CacheCorruptedError
 
-__all__ = ["BatchRecord", "CommitJournal"]
+__all__ = ["BatchRecord", "CommitJournal", "is_complete"]
 
 
 @dataclass(slots=True)
@@ -30,6 +33,8 @@ class BatchRecord:
         file: path of the batch file relative to the signature folder (``None`` when empty).
         size: size of that file in bytes.
         failed_rows: rows whose step failed (outputs imputed with ``None``).
+        failed_runs: runs in which this batch ended with failed rows (it is recomputed on the
+            next run while this is within the configured reruns).
         created_from: predecessor -> ``[(source seq_no, start row, end row), ...]``.
         routed_to: for a routing step's batch, the steps it was routed to.
         source_seq: for a routed step's batch, the upstream batch it was cut from.
@@ -42,6 +47,7 @@ class BatchRecord:
     file: str | None = None
     size: int | None = None
     failed_rows: int = 0
+    failed_runs: int = 0
     created_from: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
     routed_to: list[str] | None = None
     source_seq: int | None = None
@@ -52,6 +58,7 @@ class BatchRecord:
             data["file"], data["size"] = self.file, self.size
         if self.failed_rows:
             data["failed"] = self.failed_rows
+            data["failed_runs"] = self.failed_runs
         if self.created_from:
             data["from"] = self.created_from
         if self.routed_to is not None:
@@ -71,10 +78,24 @@ class BatchRecord:
             file=data.get("file"),
             size=data.get("size"),
             failed_rows=int(data.get("failed", 0)),
+            failed_runs=int(data.get("failed_runs", 0)),
             created_from={k: [tuple(x) for x in v] for k, v in data.get("from", {}).items()},
             routed_to=data.get("routed"),
             source_seq=data.get("source"),
         )
+
+
+def is_complete(records: dict[int, BatchRecord]) -> bool:
+    """Whether a step's committed batches are all of them: its last batch and every one before."""
+    last = next((seq for seq, r in records.items() if r.last_batch), None)
+    return last is not None and all(seq in records for seq in range(last + 1))
+
+
+def _retraction(line: str) -> tuple[str, int] | None:
+    if not line.startswith('{"retract"'):
+        return None
+    step, seq = json.loads(line)["retract"]
+    return str(step), int(seq)
 
 
 class CommitJournal:
@@ -100,7 +121,9 @@ class CommitJournal:
                     good_end += 1
                 continue
             try:
-                record = BatchRecord.from_json(line.decode("utf-8"))
+                text = line.decode("utf-8")
+                retracted = _retraction(text)
+                record = BatchRecord.from_json(text) if retracted is None else None
             except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
                 if is_tail:
                     break  # torn write of the last commit: it never counted
@@ -110,7 +133,10 @@ class CommitJournal:
                 ) from exc
             if is_tail:
                 break  # no newline: the commit was cut short
-            records.setdefault(record.step, {})[record.seq_no] = record
+            if record is not None:
+                records.setdefault(record.step, {})[record.seq_no] = record
+            elif retracted is not None:
+                records.get(retracted[0], {}).pop(retracted[1], None)
             good_end += len(line) + 1
         if good_end < len(raw):
             with open(self.path, "r+b") as handle:
@@ -119,12 +145,19 @@ class CommitJournal:
 
     def append(self, records: list[BatchRecord], fsync: bool) -> None:
         """Append records, one line each, with one write (and one fsync)."""
-        if not records:
+        self._write("".join(r.to_json() + "\n" for r in records), fsync)
+
+    def retract(self, keys: list[tuple[str, int]], fsync: bool) -> None:
+        """Un-commit batches (to recompute them): later reads no longer count them."""
+        self._write("".join(json.dumps({"retract": [s, q]}) + "\n" for s, q in keys), fsync)
+
+    def _write(self, text: str, fsync: bool) -> None:
+        if not text:
             return
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        payload = "".join(r.to_json() + "\n" for r in records).encode("utf-8")
+        payload = text.encode("utf-8")
         view = memoryview(payload)
         while view:
             written = os.write(self._fd, view)

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from distil_dagster.cache.atomic import atomic_write_bytes
-from distil_dagster.cache.journal import BatchRecord
+from distil_dagster.cache.journal import BatchRecord, is_complete
 from distil_dagster.cache.layout import CacheLayout
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def write_snapshot(
             "batches": len(records),
             "rows": sum(r.num_rows for r in records.values()),
             "failed_rows": sum(r.failed_rows for r in records.values()),
-            "finished": any(r.last_batch for r in records.values()),
+            "finished": is_complete(records),
             "leaf": name in pipeline.dag.leaves,
             "offset": sum(r.num_rows for r in records.values()) if pipeline.dag.step(name).is_generator else None,
         }

@@ -15,6 +15,8 @@ class EngineConfig(BaseModel):
     Attributes:
         step_retries: extra attempts for a batch whose non-global step raised, before its outputs
             are imputed with ``None`` and its rows marked failed.
+        failed_batch_reruns: later runs (``use_cache=True``) in which a batch with failed rows is
+            recomputed, with everything built from it, before its imputed rows are final.
         fsync: fsync batch files and the journal (survives power loss; kills are safe without).
         lock_timeout: seconds to wait for another run of the same pipeline to release the cache.
         max_pending_writes: committed batches that may wait for the writer before the scheduler
@@ -25,6 +27,7 @@ class EngineConfig(BaseModel):
     """
 
     step_retries: NonNegativeInt = Field(default=2)
+    failed_batch_reruns: NonNegativeInt = 2
     fsync: bool = True
     lock_timeout: PositiveFloat = 600.0
     max_pending_writes: PositiveInt = 16

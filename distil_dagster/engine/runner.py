@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from distil_dagster.cache.atomic import atomic_write_bytes
 from distil_dagster.cache.committer import BatchCommitter
-from distil_dagster.cache.journal import BatchRecord, CommitJournal
+from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.lock import run_lock
 from distil_dagster.cache.snapshot import write_snapshot
@@ -86,7 +86,7 @@ def apply_parameters(pipeline: Pipeline, parameters: dict[str, dict[str, Any]]) 
 
 
 def _is_finished(steps: list[str], committed: Committed) -> bool:
-    return all(any(r.last_batch for r in committed.get(n, {}).values()) for n in steps)
+    return all(is_complete(committed.get(n, {})) for n in steps)
 
 
 def _remove_uncounted(layout: CacheLayout, committed: Committed) -> int:
@@ -103,16 +103,53 @@ def _remove_uncounted(layout: CacheLayout, committed: Committed) -> int:
     return removed
 
 
-def _forget_uncached(pipeline: Pipeline, committed: Committed, logger: logging.Logger) -> None:
-    """Steps with ``use_cache=False``, and everything after them, are recomputed."""
+def _to_recompute(pipeline: Pipeline, committed: Committed, config: EngineConfig) -> set[tuple[str, int]]:
+    """Committed batches to recompute, with every batch built from them.
+
+    Steps with ``use_cache=False`` (and everything after them), and batches whose rows failed
+    while they have reruns left (``EngineConfig.failed_batch_reruns``).
+    """
     dag = pipeline.dag
-    forget: set[str] = set()
+    uncached: set[str] = set()
     for name in dag.names:
         if not dag.step(name).use_cache:
-            forget |= {name} | dag.descendants(name)
-    dropped = [name for name in dag.topological_order() if name in forget and committed.pop(name, {})]
-    if dropped:
-        logger.info("Recomputing %s: use_cache=False on the step or a predecessor.", dropped)
+            uncached |= {name} | dag.descendants(name)
+    drop = {(s, q) for s in uncached for q in committed.get(s, {})}
+    drop |= {
+        (s, q)
+        for s, records in committed.items()
+        for q, r in records.items()
+        if r.failed_rows and r.failed_runs <= config.failed_batch_reruns
+    }
+    if not drop:
+        return drop
+    for name in dag.topological_order():
+        for seq, record in committed.get(name, {}).items():
+            if any((source, src) in drop for source, ranges in record.created_from.items() for src, *_ in ranges):
+                drop.add((name, seq))
+    return drop
+
+
+def _invalidate(
+    layout: CacheLayout, committed: Committed, config: EngineConfig, pipeline: Pipeline, logger: logging.Logger
+) -> dict[tuple[str, int], int]:
+    """Un-commit what must be recomputed; returns the failed runs so far of each failed batch."""
+    drop = _to_recompute(pipeline, committed, config)
+    if not drop:
+        return {}
+    prior = {key: committed[key[0]][key[1]].failed_runs for key in drop if committed[key[0]][key[1]].failed_rows}
+    journal = CommitJournal(layout.journal)
+    try:
+        journal.retract(sorted(drop), config.fsync)
+    finally:
+        journal.close()
+    for step, seq in drop:
+        committed[step].pop(seq)
+    steps = sorted({s for s, _ in drop})
+    logger.info(
+        "Recomputing %d committed batch(es) of %s: use_cache=False, or failed rows with reruns left.", len(drop), steps
+    )
+    return prior
 
 
 def _reused_summary(steps: list[str], committed: Committed) -> RunSummary:
@@ -130,7 +167,7 @@ def _log_resume(logger: logging.Logger, steps: list[str], committed: Committed) 
     parts = []
     for name in steps:
         records = committed.get(name, {})
-        state = "finished" if any(r.last_batch for r in records.values()) else "to continue"
+        state = "finished" if is_complete(records) else "to continue"
         parts.append(f"{name}: {len(records)} batch(es) reused, {state}")
     logger.info("Load pipeline from cache: %s.", "; ".join(parts))
 
@@ -252,7 +289,7 @@ def _execute(
     if not use_cache:
         layout.clear_outputs()
     committed = CommitJournal(layout.journal).read()
-    _forget_uncached(pipeline, committed, logger)
+    prior_failures = _invalidate(layout, committed, config, pipeline, logger) if not dry_run else {}
     if committed and _is_finished(steps, committed):
         logger.info("Pipeline '%s' already finished in %s; returning it from the cache.", pipeline.name, layout.root)
         if listener is not None:
@@ -285,6 +322,7 @@ def _execute(
         capacity=capacity,
         leaves=set(leaves),
         stop=stop,
+        prior_failures=prior_failures,
     )
     status = "failed"
     try:

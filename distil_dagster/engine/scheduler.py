@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from distil_dagster.cache.batch_store import read_rows
 from distil_dagster.cache.committer import BatchCommitter
-from distil_dagster.cache.journal import BatchRecord
+from distil_dagster.cache.journal import BatchRecord, is_complete
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.engine.backend import WorkerBackend
 from distil_dagster.engine.batch import Batch, Rows
@@ -74,6 +74,7 @@ class Scheduler:
         capacity: tasks in flight at once (1 for the inline backend).
         leaves: leaf steps of the whole pipeline (their batches are Parquet), default the DAG's.
         stop: when set, no new task is submitted; in-flight tasks finish and the run stops.
+        prior_failures: for batches recomputed because their rows failed, in how many runs.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Scheduler:
         capacity: int = 1,
         leaves: set[str] | None = None,
         stop: threading.Event | None = None,
+        prior_failures: dict[tuple[str, int], int] | None = None,
     ) -> None:
         self.dag = dag
         self.layout = layout
@@ -100,6 +102,7 @@ class Scheduler:
         self.capacity = capacity
         self.leaves = leaves if leaves is not None else set(dag.leaves)
         self.stop = stop or threading.Event()
+        self.prior_failures = prior_failures or {}
         self.summary = RunSummary({name: StepStats() for name in dag.names})
         self.manager = BatchManager(dag, {s: set(r) for s, r in committed.items()}, self._load, seed)
         self.generators = [_Generator(n) for n in dag.topological_order() if dag.step(n).is_generator]
@@ -136,7 +139,7 @@ class Scheduler:
 
     def steps_with_work(self) -> list[str]:
         """Steps whose last batch is not committed yet (only these are loaded)."""
-        done = {n for n, recs in self.committed.items() if any(r.last_batch for r in recs.values())}
+        done = {n for n, recs in self.committed.items() if is_complete(recs)}
         return [n for n in self.dag.topological_order() if n not in done]
 
     def run(self) -> RunSummary:
@@ -238,6 +241,7 @@ class Scheduler:
                 batch.last_batch,
                 size=result.size,
                 failed_rows=result.failed_rows,
+                failed_runs=self.prior_failures.get((batch.step, batch.seq_no), 0) + (1 if result.failed_rows else 0),
                 created_from=batch.created_from,
                 source_seq=batch.source_seq,
             )

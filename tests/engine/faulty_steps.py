@@ -84,3 +84,35 @@ class DeviceProbe(Step):
             row[f"devices_{self.name}"] = os.environ.get("CUDA_VISIBLE_DEVICES")
             row[f"pid_{self.name}"] = os.getpid()
         yield rows
+
+
+class Flaky(Step):
+    """Raises on the batch holding ``fault_id`` while the file ``heal_marker`` does not exist.
+
+    ``calls_log`` (a file) gets one line per call: the first id of the batch.
+    """
+
+    fault_id: int = -1
+    heal_marker: str = ""
+    calls_log: str = ""
+
+    signature_exclude = frozenset({"heal_marker", "calls_log"})
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["value"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        if self.calls_log:
+            with open(self.calls_log, "a") as log:
+                log.write(f"{rows[0]['id']}\n")
+        if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.heal_marker):
+            raise ValueError(f"flaky on {self.fault_id}")
+        for row in rows:
+            row["value"] = row["id"] * 10
+        yield rows
