@@ -5,31 +5,34 @@ copy of the pipeline (errors raise in that op) and runs ``execute_pipeline`` on 
 leaves in a background thread. The engine reports to this object as its ``RunListener``
 (engine threads) and its log records arrive through a logging handler; both land in the state
 below, guarded by one ``Condition``. Each op blocks in :meth:`EngineRun.updates` until its step
-has its last batch committed, receiving an :class:`Update` (log records to forward, the step's
-progress) whenever something happened or ``progress_interval`` passed. Nothing polls.
+has its last batch committed, receiving an :class:`Update` whenever something happened or
+``progress_interval`` passed: log records to forward and, at most once per interval for the
+whole run, a progress report of the steps that committed batches since the last one. Nothing polls.
 """
 
 from __future__ import annotations
 
 import copy
 import enum
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distil_dagster.cache.journal import BatchRecord
 from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.dagster.progress import StepProgress, Update
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.engine.run_log import LOGGER_NAME
 from distil_dagster.engine.runner import apply_parameters, execute_pipeline
 from distil_dagster.errors import DistilDagsterError
 from distil_dagster.pipeline.base import Pipeline
 
-__all__ = ["EngineRun", "EngineRunError", "EngineSettings", "StepProgress", "Update"]
+__all__ = ["EngineRun", "EngineRunError", "EngineSettings"]
 
 
 class EngineRunError(DistilDagsterError, RuntimeError):
@@ -48,45 +51,6 @@ class EngineSettings:
     progress_interval: float
 
 
-@dataclass
-class StepProgress:
-    """What one step has done in this run (copied out to ops; never shared)."""
-
-    batches: int = 0
-    rows: int = 0
-    failed_rows: int = 0
-    reused_batches: int = 0
-    reused_rows: int = 0
-    seconds: float = 0.0
-    finished: bool = False
-    records: list[BatchRecord] = field(default_factory=list)
-
-    def add(self, record: BatchRecord, reused: bool, elapsed: float) -> None:
-        self.records.append(record)
-        self.failed_rows += record.failed_rows
-        if reused:
-            self.reused_batches += 1
-            self.reused_rows += record.num_rows
-        else:
-            self.batches += 1
-            self.rows += record.num_rows
-            self.seconds = elapsed
-        self.finished = self.finished or record.last_batch
-
-    @property
-    def total_rows(self) -> int:
-        return self.rows + self.reused_rows
-
-
-@dataclass(frozen=True)
-class Update:
-    """What an op waiting for ``step`` learns on one wake-up."""
-
-    logs: list[logging.LogRecord]
-    progress: StepProgress
-    changed: bool
-
-
 class _State(enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
@@ -99,7 +63,7 @@ class _Forward(logging.Handler):
         self._run = run
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._run._add_log(record)
+        self._run.add_log(record)
 
 
 class EngineRun:
@@ -114,6 +78,8 @@ class EngineRun:
         self._state = _State.IDLE
         self._selection: tuple[tuple[str, ...], Any] | None = None
         self._steps: dict[str, StepProgress] = {}
+        self._reported: dict[str, int] = {}
+        self._reported_at = 0.0
         self._logs: list[logging.LogRecord] = []
         self._error: BaseException | None = None
         self._started_at = 0.0
@@ -137,7 +103,7 @@ class EngineRun:
             self.layout = CacheLayout.for_pipeline(cache_dir, run_copy.name, run_copy.signature)
             self._selection = selection
             self._state = _State.RUNNING
-            self._started_at = time.monotonic()
+            self._started_at = self._reported_at = time.monotonic()
             self._thread = threading.Thread(
                 target=self._run, args=(run_copy, list(leaves)), name=f"distil-dagster-{self.run_id[:8]}", daemon=True
             )
@@ -174,10 +140,9 @@ class EngineRun:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the engine thread; returns whether it ended."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
 
     @property
     def running(self) -> bool:
@@ -214,7 +179,7 @@ class EngineRun:
             self._state = _State.DONE
             self._cond.notify_all()
 
-    def _add_log(self, record: logging.LogRecord) -> None:
+    def add_log(self, record: logging.LogRecord) -> None:
         with self._cond:
             self._logs.append(record)
             self._cond.notify_all()
@@ -228,35 +193,45 @@ class EngineRun:
 
     def updates(self, step: str) -> Iterator[Update]:
         """Updates until ``step`` finished; raises :class:`EngineRunError` if the run ends first."""
-        interval = self.settings.progress_interval
         seen = -1
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._logs or self._count(step) != seen or self._ended(step), interval)
-                progress = self._snapshot(step)
+                self._cond.wait_for(functools.partial(self._ready, step, seen), self.settings.progress_interval)
+                progress = self._steps.get(step, StepProgress()).counters()
                 logs, self._logs = self._logs, []
+                report = self._due_report()
                 error, state = self._error, self._state
-            count = len(progress.records)
-            yield Update(logs, progress, changed=count != seen)
-            seen = count
+            yield Update(logs, progress, report)
+            seen = progress.total_batches
             if progress.finished:
                 return
             if state is _State.DONE:
                 raise self._ended_error(step, error)
 
+    def records(self, step: str) -> list[BatchRecord]:
+        """The committed batches of ``step`` (reused and computed), in seq order."""
+        with self._cond:
+            return sorted(self._steps.get(step, StepProgress()).records, key=lambda r: r.seq_no)
+
     def progress(self, step: str) -> StepProgress:
         with self._cond:
-            return self._snapshot(step)
+            return self._steps.get(step, StepProgress()).counters()
 
-    def _count(self, step: str) -> int:
-        return len(self._steps[step].records) if step in self._steps else 0
+    def _ready(self, step: str, seen: int) -> bool:
+        progress = self._steps.get(step)
+        count = progress.total_batches if progress is not None else 0
+        finished = progress is not None and progress.finished
+        return bool(self._logs) or count != seen or finished or self._state is _State.DONE
 
-    def _ended(self, step: str) -> bool:
-        return self._state is _State.DONE or (step in self._steps and self._steps[step].finished)
-
-    def _snapshot(self, step: str) -> StepProgress:
-        progress = self._steps.get(step, StepProgress())
-        return replace(progress, records=list(progress.records))
+    def _due_report(self) -> dict[str, StepProgress]:
+        now = time.monotonic()
+        if now - self._reported_at < self.settings.progress_interval:
+            return {}
+        report = {n: p.counters() for n, p in self._steps.items() if p.total_batches != self._reported.get(n, 0)}
+        if report:
+            self._reported_at = now
+            self._reported.update({n: p.total_batches for n, p in report.items()})
+        return report
 
     def _ended_error(self, step: str, error: BaseException | None) -> EngineRunError:
         log = self.layout.log_file if self.layout is not None else "pipeline.log"

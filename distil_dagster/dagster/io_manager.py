@@ -17,7 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 from dagster import (
+    AssetKey,
     ConfigurableIOManager,
+    DagsterInstance,
+    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -30,7 +33,7 @@ from pydantic import Field
 from distil_dagster.dagster.leaf_data import LeafOutput, arrow_file, leaf_output, open_dataset, open_table
 from distil_dagster.errors import DistilDagsterError
 
-__all__ = ["OUT_METADATA_KEYS", "DistilDagsterIOManager", "markdown_preview"]
+__all__ = ["OUT_METADATA_KEYS", "DistilDagsterIOManager", "LeafDataError", "markdown_preview", "materialized_folder"]
 
 OUT_METADATA_KEYS = {
     "step": "distil_dagster/step",
@@ -42,8 +45,8 @@ OUT_METADATA_KEYS = {
 _CELL_CHARS = 60
 
 
-class LeafLoadError(DistilDagsterError, ValueError):
-    """An input cannot be loaded from the distil_dagster cache."""
+class LeafDataError(DistilDagsterError, ValueError):
+    """A leaf's data cannot be recorded or loaded through the IO manager (the message says why)."""
 
 
 def _cell(value: Any) -> str:
@@ -60,14 +63,14 @@ def markdown_preview(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-class DistilDagsterIOManager(ConfigurableIOManager):  # type: ignore[misc]  # dagster's base class is untyped for mypy
+class DistilDagsterIOManager(ConfigurableIOManager):
     """Records leaf outputs of distil_dagster pipelines and loads them for downstream assets."""
 
     preview_rows: int = Field(default=5, ge=0, description="Rows shown in the materialization's preview table.")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if not isinstance(obj, LeafOutput):
-            raise LeafLoadError(
+            raise LeafDataError(
                 f"DistilDagsterIOManager stores the leaf outputs of build_pipeline_assets, got {type(obj).__name__} "
                 f"for {context.asset_key.to_user_string() if context.has_asset_key else context.name}; "
                 "give other assets another io_manager_key."
@@ -75,7 +78,7 @@ class DistilDagsterIOManager(ConfigurableIOManager):  # type: ignore[misc]  # da
         file_rows = obj.file_rows()
         schema = obj.schema()
         if sum(file_rows) != obj.committed_rows:
-            raise LeafLoadError(
+            raise LeafDataError(
                 f"Leaf '{obj.step}' in {obj.data_dir}: Parquet files hold {sum(file_rows)} rows but the commit "
                 f"journal counts {obj.committed_rows}; the cache is inconsistent, rematerialize with use_cache=False."
             )
@@ -95,11 +98,11 @@ class DistilDagsterIOManager(ConfigurableIOManager):  # type: ignore[misc]  # da
     def load_input(self, context: InputContext) -> Any:
         upstream = context.upstream_output
         if upstream is None:
-            raise LeafLoadError(f"Input '{context.name}' has no upstream output to load from the distil_dagster cache.")
+            raise LeafDataError(f"Input '{context.name}' has no upstream output to load from the distil_dagster cache.")
         definition = upstream.definition_metadata or {}
         step = definition.get(OUT_METADATA_KEYS["step"])
         if step is None:
-            raise LeafLoadError(f"Input '{context.name}' does not come from a distil_dagster leaf step.")
+            raise LeafDataError(f"Input '{context.name}' does not come from a distil_dagster leaf step.")
         root = self._materialized_root(context) or Path(str(definition[OUT_METADATA_KEYS["root"]]))
         output = leaf_output(root, str(step), bool(definition.get(OUT_METADATA_KEYS["enable_metadata"], False)))
         wanted = context.dagster_type.typing_type
@@ -110,20 +113,28 @@ class DistilDagsterIOManager(ConfigurableIOManager):  # type: ignore[misc]  # da
             return open_table(path)
         if wanted in (Dataset, Any, object) or wanted is None:
             return open_dataset(path)
-        raise LeafLoadError(
+        raise LeafDataError(
             f"Input '{context.name}' is annotated {wanted!r}; a distil_dagster leaf loads as datasets.Dataset, "
             "pyarrow.Table or LeafOutput."
         )
 
     @staticmethod
     def _materialized_root(context: InputContext) -> Path | None:
-        """The signature folder of the asset's latest materialization, if this instance has one."""
         if not context.has_asset_key:
             return None
-        event = context.instance.get_latest_materialization_event(context.asset_key)
-        materialization = event.asset_materialization if event is not None else None
-        if materialization is None:
+        try:
+            instance = context.instance
+        except DagsterInvariantViolationError:  # an input context built without an instance
             return None
-        value = materialization.metadata.get(OUT_METADATA_KEYS["root"])
-        text = getattr(value, "value", value)
-        return Path(text) if isinstance(text, str) else None
+        return materialized_folder(instance, context.asset_key)
+
+
+def materialized_folder(instance: DagsterInstance, key: AssetKey) -> Path | None:
+    """The signature folder recorded by the asset's latest materialization, if ``instance`` has one."""
+    event = instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is None:
+        return None
+    value = materialization.metadata.get(OUT_METADATA_KEYS["root"])
+    text = getattr(value, "value", value)
+    return Path(text) if isinstance(text, str) else None

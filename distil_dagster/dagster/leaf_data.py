@@ -14,6 +14,7 @@ never reuses an old file. The engine does not touch ``dagster/`` (it owns ``data
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,11 @@ Committed = dict[str, dict[int, BatchRecord]]
 
 
 def read_committed(root: Path) -> Committed:
-    """The journal's complete lines, by step and seq_no (read-only; a torn tail is ignored)."""
+    """The journal's complete lines, by step and seq_no (read-only; a torn tail is ignored).
+
+    Mirrors ``CommitJournal.read`` without its repair (it truncates a torn tail, which must not
+    happen while a run appends): commit lines count, ``{"retract": [step, seq]}`` lines un-count.
+    """
     journal = CacheLayout(root).journal
     try:
         raw = journal.read_bytes()
@@ -47,8 +52,13 @@ def read_committed(root: Path) -> Committed:
         if not line:
             continue
         try:
-            record = BatchRecord.from_json(line.decode("utf-8"))
-        except (ValueError, KeyError, TypeError) as exc:
+            text = line.decode("utf-8")
+            retracted = json.loads(text).get("retract")
+            if retracted is not None:
+                committed.get(str(retracted[0]), {}).pop(int(retracted[1]), None)
+                continue
+            record = BatchRecord.from_json(text)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CacheCorruptedError(f"Commit journal {journal} is corrupted at line {number} ({exc}).") from exc
         committed.setdefault(record.step, {})[record.seq_no] = record
     return committed
@@ -102,7 +112,9 @@ class LeafOutput:
         try:
             schema = pa.unify_schemas(schemas, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise CacheCorruptedError(f"Batches of leaf '{self.step}' in {self.data_dir} cannot be unified: {exc}.") from exc
+            raise CacheCorruptedError(
+                f"Batches of leaf '{self.step}' in {self.data_dir} cannot be unified: {exc}."
+            ) from exc
         return _visible(schema, self.enable_metadata)
 
     def preview(self, limit: int) -> list[dict[str, Any]]:

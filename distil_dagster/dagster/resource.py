@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from distil_dagster.dagster.engine_run import EngineRun, EngineRunError, EngineSettings
 from distil_dagster.engine.config import EngineConfig
+from distil_dagster.engine.run_log import LOGGER_NAME
 
 __all__ = ["DistilDagsterResource", "forward_logs"]
 
@@ -27,7 +28,7 @@ def forward_logs(log: DagsterLogManager, records: list[logging.LogRecord]) -> No
         log.log(record.levelno, record.getMessage())
 
 
-class DistilDagsterResource(ConfigurableResource):  # type: ignore[misc]  # dagster's base class is untyped for mypy
+class DistilDagsterResource(ConfigurableResource):
     """Runs distil_dagster pipelines for the assets built by ``build_pipeline_assets``.
 
     Every field has an offline default: ``DistilDagsterResource()`` runs inline with the
@@ -39,9 +40,13 @@ class DistilDagsterResource(ConfigurableResource):  # type: ignore[misc]  # dags
     )
     executor: str = Field(default="inline", description="Engine backend: 'inline' (one process) or 'processes'.")
     use_cache: bool = Field(default=True, description="Resume from (or return) the cache; False recomputes.")
-    step_retries: int = Field(default=2, ge=0, description="Retries of a failing batch before its rows are marked failed.")
+    step_retries: int = Field(
+        default=2, ge=0, description="Retries of a failing batch before its rows are marked failed."
+    )
     fsync: bool = Field(default=True, description="fsync batch files and the journal (survives power loss).")
-    lock_timeout: float = Field(default=600.0, gt=0, description="Seconds to wait for another run of the same pipeline.")
+    lock_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds to wait for another run of the same pipeline."
+    )
     cuda_devices: list[int] | None = Field(
         default=None, description="CUDA devices the engine may give to steps (default: all visible)."
     )
@@ -57,8 +62,11 @@ class DistilDagsterResource(ConfigurableResource):  # type: ignore[misc]  # dags
 
     def engine_config(self) -> EngineConfig:
         """The engine settings this resource asks for."""
-        values: dict[str, object] = {"step_retries": self.step_retries, "fsync": self.fsync}
-        values["lock_timeout"] = self.lock_timeout
+        values: dict[str, object] = {
+            "step_retries": self.step_retries,
+            "fsync": self.fsync,
+            "lock_timeout": self.lock_timeout,
+        }
         if self.cuda_devices is not None:
             if "devices" not in EngineConfig.model_fields:
                 raise EngineRunError(
@@ -92,23 +100,25 @@ class DistilDagsterResource(ConfigurableResource):  # type: ignore[misc]  # dags
         return self._engine_run
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._engine_run = EngineRun(context.run_id or "no-run", self.settings())
+        self._engine_run = EngineRun(context.run.run_id if context.run else "no-run", self.settings())
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         run, self._engine_run = self._engine_run, None
         if run is None:
             return
+        log = context.log or logging.getLogger(LOGGER_NAME)
         unfinished = run.unfinished()
         if run.running and unfinished:
-            context.log.warning(
+            log.warning(
                 f"The Dagster run ended before steps {unfinished} finished; stopping the engine. "
                 "Committed batches are kept: the next materialization resumes from them."
             )
             run.stop()
         ended = run.join(self.stop_timeout if run.stop_event.is_set() else None)
-        forward_logs(context.log, run.take_logs())
+        if context.log is not None:
+            forward_logs(context.log, run.take_logs())
         if not ended:
-            context.log.warning(
+            log.warning(
                 f"The engine did not stop within {self.stop_timeout:.0f} s; batches still in flight are "
                 "abandoned and recomputed by the next run."
             )

@@ -48,7 +48,6 @@ class PipelineRunConfig:
         self.mapping = ConfigMapping(
             config_fn=self._to_op_config,
             config_schema=config_class.to_config_schema(),
-            receive_processed_config_values=True,
         )
 
     def parameters(self, config: Mapping[str, Any]) -> Parameters:
@@ -130,7 +129,7 @@ def _model_for(owner: RuntimeParametersMixin, class_name: str) -> tuple[type[Con
             continue
         default = value if _plain(value) else None
         defaults[name] = default
-        field_type = Optional[_config_type(model_fields[name].annotation)]  # noqa: UP045 - runtime type object
+        field_type: Any = Optional[_config_type(model_fields[name].annotation)]  # noqa: UP045 - runtime type object
         fields[name] = (field_type, pydantic.Field(default=default, description=description))
     if not fields:
         return None
