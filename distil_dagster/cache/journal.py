@@ -105,8 +105,12 @@ class CommitJournal:
         self.path = path
         self._fd: int | None = None
 
-    def read(self) -> dict[str, dict[int, BatchRecord]]:
-        """Committed records by step and seq_no; drops (and cuts off) a torn last line."""
+    def read(self, repair: bool = False) -> dict[str, dict[int, BatchRecord]]:
+        """Committed records by step and seq_no; a torn last line does not count.
+
+        ``repair=True`` (only the run holding the folder's lock) also cuts the torn line off, so
+        the next append starts on a fresh line; readers outside a run must not repair.
+        """
         records: dict[str, dict[int, BatchRecord]] = {}
         try:
             raw = self.path.read_bytes()
@@ -138,7 +142,7 @@ class CommitJournal:
             elif retracted is not None:
                 records.get(retracted[0], {}).pop(retracted[1], None)
             good_end += len(line) + 1
-        if good_end < len(raw):
+        if repair and good_end < len(raw):
             with open(self.path, "r+b") as handle:
                 handle.truncate(good_end)
         return records

@@ -127,6 +127,7 @@ class EngineRun:
                 cache_dir=self.settings.cache_dir,
                 listener=self,
                 stop=self.stop_event,
+                console_log=False,
             )
         except BaseException:
             pass  # already recorded by on_finish; the waiting ops raise it

@@ -14,7 +14,6 @@ never reuses an old file. The engine does not touch ``dagster/`` (it owns ``data
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from datasets import Dataset
 
 from distil_dagster.cache.atomic import atomic_write
 from distil_dagster.cache.batch_store import read_leaf_table
-from distil_dagster.cache.journal import BatchRecord
+from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.errors import CacheCorruptedError
 
@@ -37,31 +36,8 @@ Committed = dict[str, dict[int, BatchRecord]]
 
 
 def read_committed(root: Path) -> Committed:
-    """The journal's complete lines, by step and seq_no (read-only; a torn tail is ignored).
-
-    Mirrors ``CommitJournal.read`` without its repair (it truncates a torn tail, which must not
-    happen while a run appends): commit lines count, ``{"retract": [step, seq]}`` lines un-count.
-    """
-    journal = CacheLayout(root).journal
-    try:
-        raw = journal.read_bytes()
-    except FileNotFoundError:
-        return {}
-    committed: Committed = {}
-    for number, line in enumerate(raw.split(b"\n")[:-1], start=1):  # the part after the last newline is not committed
-        if not line:
-            continue
-        try:
-            text = line.decode("utf-8")
-            retracted = json.loads(text).get("retract")
-            if retracted is not None:
-                committed.get(str(retracted[0]), {}).pop(int(retracted[1]), None)
-                continue
-            record = BatchRecord.from_json(text)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise CacheCorruptedError(f"Commit journal {journal} is corrupted at line {number} ({exc}).") from exc
-        committed.setdefault(record.step, {})[record.seq_no] = record
-    return committed
+    """The journal's committed records, by step and seq_no (read-only: safe while a run appends)."""
+    return CommitJournal(CacheLayout(root).journal).read()
 
 
 @dataclass(frozen=True)
@@ -144,7 +120,7 @@ def _visible(schema: pa.Schema, enable_metadata: bool) -> pa.Schema:
 def leaf_output(root: Path, step: str, enable_metadata: bool = False) -> LeafOutput:
     """The reference to ``step``'s committed batches in ``root`` (read from the journal)."""
     records = read_committed(root).get(step, {})
-    if not any(r.last_batch for r in records.values()):
+    if not is_complete(records):
         raise CacheCorruptedError(
             f"Leaf step '{step}' has not finished in {root} (no last batch in its commit journal); "
             "materialize the asset first."

@@ -31,14 +31,16 @@ def forward_logs(log: DagsterLogManager, records: list[logging.LogRecord]) -> No
 class DistilDagsterResource(ConfigurableResource):
     """Runs distil_dagster pipelines for the assets built by ``build_pipeline_assets``.
 
-    Every field has an offline default: ``DistilDagsterResource()`` runs inline with the
-    pipeline's own cache folder.
+    Every field has an offline default: ``DistilDagsterResource()`` runs the local-process
+    engine with the pipeline's own cache folder.
     """
 
     cache_dir: str | None = Field(
         default=None, description="Cache root; default: the pipeline's (DISTIL_DAGSTER_CACHE_DIR or ~/.cache)."
     )
-    executor: str = Field(default="inline", description="Engine backend: 'inline' (one process) or 'processes'.")
+    executor: str = Field(
+        default="processes", description="Engine backend: 'processes' (a worker per step replica) or 'inline'."
+    )
     use_cache: bool = Field(default=True, description="Resume from (or return) the cache; False recomputes.")
     step_retries: int = Field(
         default=2, ge=0, description="Retries of a failing batch before its rows are marked failed."
@@ -68,12 +70,7 @@ class DistilDagsterResource(ConfigurableResource):
             "lock_timeout": self.lock_timeout,
         }
         if self.cuda_devices is not None:
-            if "devices" not in EngineConfig.model_fields:
-                raise EngineRunError(
-                    "DistilDagsterResource.cuda_devices is set but this engine has no device placement "
-                    "(EngineConfig.devices); leave cuda_devices unset."
-                )
-            values["devices"] = list(self.cuda_devices)
+            values["cuda_devices"] = list(self.cuda_devices)
         return EngineConfig.model_validate(values)
 
     def settings(self) -> EngineSettings:

@@ -11,8 +11,11 @@ replica and batch). Only small messages cross the pipes; rows travel through the
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import logging
 import multiprocessing as mp
+import pickle
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -45,6 +48,30 @@ class _StepWorkers:
     replicas: list[_Replica] = field(default_factory=list)
     idle: deque[_Replica] = field(default_factory=deque)
     queue: deque[Task] = field(default_factory=deque)
+
+
+def _modules_by_path(cls: type) -> list[tuple[str, str]]:
+    """Modules of ``cls`` (and its bases) that a worker cannot import by name, with their files.
+
+    Dagster loads ``-f definitions.py`` by path and then restores ``sys.path``; steps defined
+    there are importable in workers only from that file.
+    """
+    found: list[tuple[str, str]] = []
+    for klass in cls.__mro__:
+        name = klass.__module__
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if name in ("__main__", "builtins") or path is None or any(n == name for n, _ in found):
+            continue
+        # Search sys.path itself: importlib.util.find_spec would answer from sys.modules.
+        if importlib.machinery.PathFinder.find_spec(name.partition(".")[0], sys.path) is None:
+            found.append((name, path))
+    return found
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def _task_label(task: Task | None) -> str:
@@ -94,12 +121,15 @@ class ProcessBackend:
     def start(self, steps: dict[str, _Step]) -> None:
         self.envs = {**assign_devices(steps, self.cuda_devices, self.logger), **self.envs}
         for name, step in steps.items():
-            shipped = step.model_copy(update={"pipeline": None})
+            shipped = pickle.dumps(step.model_copy(update={"pipeline": None}))
+            modules = _modules_by_path(type(step))
             count = int(step.resources.replicas or 1) if not step.is_generator else 1
             group = self.workers[name] = _StepWorkers()
             for index in range(count):
                 env = self.envs.get(name, [])
-                spec = WorkerSpec(shipped, index, env[index] if index < len(env) else {}, self.retries, self.fsync)
+                spec = WorkerSpec(
+                    shipped, name, index, env[index] if index < len(env) else {}, self.retries, self.fsync, modules
+                )
                 parent, child = self.context.Pipe()
                 process = self.context.Process(
                     target=worker_main, args=(child, spec), name=f"{name}:{index}", daemon=True
@@ -117,12 +147,13 @@ class ProcessBackend:
             ready = wait([r.conn for r in pending] + [r.process.sentinel for r in pending])
             for replica in list(pending):
                 if replica.conn in ready:
-                    kind, payload = self._recv(replica)
+                    kind, payload = self._recv(replica, loading=True)
                     if kind == "log":
                         continue
                     if kind == "load_failed":
                         error = StepLoadError(
-                            f"Step '{replica.step}' (replica {replica.index}) failed to load; no data was processed."
+                            f"Step '{replica.step}' (replica {replica.index}) failed to load; no data was processed. "
+                            f"{_last_line(str(payload))}"
                         )
                         error.__cause__ = RemoteTraceback(str(payload))
                         raise error
@@ -175,10 +206,16 @@ class ProcessBackend:
                     self._died(replica)
         return self._results.popleft()
 
-    def _recv(self, replica: _Replica) -> tuple[str, Any]:
+    def _recv(self, replica: _Replica, loading: bool = False) -> tuple[str, Any]:
         try:
             message = replica.conn.recv()
         except (EOFError, OSError):
+            if loading:
+                replica.process.join(1.0)
+                raise StepLoadError(
+                    f"Step '{replica.step}' (replica {replica.index}) died while loading "
+                    f"(exit code {replica.process.exitcode}); no data was processed."
+                ) from None
             self._died(replica)
         if message[0] == "log":
             self.logger.log(message[1], message[2])

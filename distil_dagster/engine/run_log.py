@@ -15,14 +15,17 @@ _FORMAT = "%(asctime)s %(levelname)s [%(processName)s] %(message)s"
 
 
 @contextmanager
-def run_logging(log_file: Path | None) -> Iterator[logging.Logger]:
-    """Attach the run's handlers to the ``distil_dagster`` logger for the duration of a run."""
+def run_logging(log_file: Path | None, console: bool = True) -> Iterator[logging.Logger]:
+    """Attach the run's handlers to the ``distil_dagster`` logger for the duration of a run.
+
+    The console gets the log only when ``console`` and nothing else (the root logger) prints it.
+    """
     logger = logging.getLogger(LOGGER_NAME)
     handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    if not logging.getLogger().handlers:
+    if console and not logging.getLogger().handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     previous_level = logger.level
     if logger.level == logging.NOTSET:

@@ -238,11 +238,14 @@ def execute_pipeline(
     listener: RunListener | None = None,
     stop: threading.Event | None = None,
     handle_signals: bool = False,
+    console_log: bool = True,
 ) -> RunResult:
     """Run ``steps`` (default: all) and their ancestors; committed batches are reused.
 
     The cache folder is the whole pipeline's signature folder whatever the selection, so a
-    subset run and a full run share their batches.
+    subset run and a full run share their batches. Runtime ``parameters`` are set on the
+    pipeline's steps (as distilabel does); pass a copy to keep the original untouched.
+    ``console_log=False`` keeps the engine's log off stderr (a caller forwarding it elsewhere).
     """
     config = config or EngineConfig()
     if executor not in EXECUTORS:
@@ -258,7 +261,7 @@ def execute_pipeline(
     stop = stop or threading.Event()
     error: BaseException | None = None
     try:
-        with run_logging(layout.log_file) as logger, run_lock(layout, config.lock_timeout, logger):
+        with run_logging(layout.log_file, console=console_log) as logger, run_lock(layout, config.lock_timeout, logger):
             if handle_signals:
                 with interrupt_handlers(stop, logger):
                     return _execute(pipeline, dag, layout, use_cache, config, dry_run, executor, listener, stop, logger)
@@ -288,7 +291,7 @@ def _execute(
     leaves = pipeline.dag.leaves
     if not use_cache:
         layout.clear_outputs()
-    committed = CommitJournal(layout.journal).read()
+    committed = CommitJournal(layout.journal).read(repair=True)
     prior_failures = _invalidate(layout, committed, config, pipeline, logger) if not dry_run else {}
     if committed and _is_finished(steps, committed):
         logger.info("Pipeline '%s' already finished in %s; returning it from the cache.", pipeline.name, layout.root)

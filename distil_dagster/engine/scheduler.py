@@ -166,6 +166,7 @@ class Scheduler:
         if fatal is not None:
             raise fatal
         if self.stop.is_set():
+            self.logger.warning("Stop honoured: the batches in flight were committed; the next run resumes from here.")
             raise RunInterrupted(
                 "The run was interrupted; committed batches are kept and the next run resumes from them."
             )

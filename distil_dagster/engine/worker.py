@@ -9,9 +9,12 @@ to the parent over the same pipe. SIGINT is ignored: the parent decides when to 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
+import pickle
 import signal
+import sys
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -31,13 +34,44 @@ __all__ = ["WorkerSpec", "worker_main"]
 
 @dataclass
 class WorkerSpec:
-    """What a worker process needs: its step, replica number, environment and settings."""
+    """What a worker process needs: its step, replica number, environment and settings.
 
-    step: _Step
+    Attributes:
+        step: the pickled step, unpickled inside the worker so a failure is reported, not fatal.
+        name: the step's name (for messages before the step exists).
+        replica: the replica number.
+        env: environment variables set before the step is unpickled (``CUDA_VISIBLE_DEVICES``).
+        modules: ``(module name, file)`` of modules the worker cannot import by name (a file
+            loaded by path, e.g. Dagster's ``-f definitions.py``): imported from their file first.
+    """
+
+    step: bytes
+    name: str
     replica: int
     env: dict[str, str] = field(default_factory=dict)
     retries: int = 2
     fsync: bool = True
+    modules: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _import_by_path(modules: list[tuple[str, str]]) -> None:
+    for name, path in modules:
+        if name in sys.modules:
+            continue
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot import module {name!r} from {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+
+
+def _unpickle_step(spec: WorkerSpec) -> _Step:
+    _import_by_path(spec.modules)
+    step = pickle.loads(spec.step)
+    if not isinstance(step, _Step):
+        raise TypeError(f"expected a step, got {type(step).__name__}")
+    return step
 
 
 class _PipeLogHandler(logging.Handler):
@@ -74,11 +108,15 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process (spawned or forked from the forkserver)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(spec.env)
-    step = spec.step
     logger = logging.getLogger("distil_dagster")
-    logger.handlers[:] = [_PipeLogHandler(conn, f"[{step.name}:{spec.replica}]")]
+    logger.handlers[:] = [_PipeLogHandler(conn, f"[{spec.name}:{spec.replica}]")]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    try:
+        step = _unpickle_step(spec)
+    except BaseException:
+        conn.send(("load_failed", "The step could not be recreated in its worker process:\n" + traceback.format_exc()))
+        return
     try:
         step.load()
     except BaseException:

@@ -54,7 +54,9 @@ def instance() -> dg.DagsterInstance:
 @pytest.fixture
 def resources(cache_dir: Path) -> dict[str, Any]:
     return {
-        "distil_dagster": DistilDagsterResource(cache_dir=str(cache_dir), fsync=False, step_retries=0),
+        "distil_dagster": DistilDagsterResource(
+            cache_dir=str(cache_dir), fsync=False, step_retries=0, executor="inline"
+        ),
         "distil_dagster_io_manager": DistilDagsterIOManager(),
     }
 

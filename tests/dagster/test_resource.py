@@ -66,7 +66,9 @@ def gate() -> Iterator[None]:
 @pytest.mark.usefixtures("gate")
 def test_stop_ends_the_engine_gracefully_and_the_next_run_resumes(run: Run, cache_dir: Path) -> None:
     pipeline = pipelines.build_gated(cache_dir)
-    engine = EngineRun("stop-test", DistilDagsterResource(cache_dir=str(cache_dir), fsync=False).settings())
+    engine = EngineRun(
+        "stop-test", DistilDagsterResource(cache_dir=str(cache_dir), fsync=False, executor="inline").settings()
+    )
     engine.start(pipeline, ["gate"], {})
     updates = engine.updates("gate")
     assert next(u for u in updates if u.progress.batches >= 1)  # row 0 passed; row 1 waits at the gate
@@ -87,7 +89,9 @@ def test_stop_ends_the_engine_gracefully_and_the_next_run_resumes(run: Run, cach
 
 def test_a_second_start_with_another_selection_is_refused(cache_dir: Path) -> None:
     pipeline = pipelines.build_linear(cache_dir)
-    engine = EngineRun("twice", DistilDagsterResource(cache_dir=str(cache_dir), fsync=False).settings())
+    engine = EngineRun(
+        "twice", DistilDagsterResource(cache_dir=str(cache_dir), fsync=False, executor="inline").settings()
+    )
     engine.start(pipeline, ["double"], {})
     engine.start(pipeline, ["double"], {})  # later ops of the same run attach
 

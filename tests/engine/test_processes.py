@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from pathlib import Path
 
@@ -70,3 +72,33 @@ def test_worker_failures_are_logged_with_their_traceback(tmp_path: Path) -> None
     text = log.read_text()
     assert "[tag:0]" in text and "ValueError: boom on 5" in text
     assert create_distiset(log.parent)["default"]["train"].num_rows == 40
+
+
+def test_steps_from_a_module_loaded_by_path_run_in_workers(tmp_path: Path) -> None:
+    """Like Dagster's ``-f definitions.py``: the module is not importable by name in a worker."""
+    source = tmp_path / "elsewhere" / "by_path_steps.py"
+    source.parent.mkdir()
+    source.write_text(
+        "from distil_dagster.steps import Step, StepInput\n"
+        "class Plus(Step):\n"
+        "    @property\n"
+        "    def inputs(self):\n"
+        "        return ['id']\n"
+        "    @property\n"
+        "    def outputs(self):\n"
+        "        return ['plus']\n"
+        "    def process(self, *inputs: StepInput):\n"
+        "        yield [{**r, 'plus': r['id'] + 1} for r in inputs[0]]\n"
+    )
+    spec = importlib.util.spec_from_file_location("by_path_steps", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["by_path_steps"] = module
+    try:
+        spec.loader.exec_module(module)
+        with Pipeline(name="by-path", cache_dir=tmp_path / "cache") as pipeline:
+            LoadDataFromDicts(name="load", data=[{"id": i} for i in range(6)]) >> module.Plus(name="plus")
+        rows = pipeline.run(executor="processes")["default"]["train"].to_list()
+    finally:
+        del sys.modules["by_path_steps"]
+    assert [r["plus"] for r in rows] == [1, 2, 3, 4, 5, 6]
