@@ -1,27 +1,39 @@
+# Two commands matter: `make demo` materializes the example assets offline, `make test` runs everything CI runs.
 SHELL := /bin/bash
-# Two commands matter: `make demo` runs the example pipeline offline, `make test` runs everything CI runs.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+export DISTIL_DAGSTER_CACHE_DIR ?= $(CURDIR)/.cache/pipelines
+export DAGSTER_HOME ?= $(CURDIR)/.cache/dagster_home
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint browser bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) -e '.[test]' 2> >(grep -v 'is ignored: it is neither' >&2)
 	touch $@
 
-demo: $(VENV)/.installed
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
+
+# Materialize every asset of definitions.py with the Dagster CLI, then print the Distiset (from the cache).
+demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster asset materialize -f definitions.py --select '*'
 	$(PY) -m distil_dagster.examples.demo
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check distil_dagster tests benchmarks
-	$(VENV)/bin/ruff format --check distil_dagster tests benchmarks
+	$(VENV)/bin/ruff check distil_dagster tests benchmarks definitions.py
+	$(VENV)/bin/ruff format --check distil_dagster tests benchmarks definitions.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: lint
+# The UI test drives headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
+test: lint browser
 	$(PY) -m pytest -q
 
 test-fast: lint
@@ -31,4 +43,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/inline_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache
