@@ -1,0 +1,87 @@
+"""The ``distil-dagster`` command: pipeline run/info from a pipeline.yaml, cache list/clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distil_dagster.cli import main
+from distil_dagster.distiset import create_distiset
+from distil_dagster.examples.pipelines import build_instructions_pipeline
+
+_HOLD = (
+    "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+    "print('held', flush=True); sys.stdin.read()"
+)
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> Path:
+    """The example pipeline run once; returns its signature folder."""
+    pipeline = build_instructions_pipeline(cache_dir=tmp_path / "cache")
+    pipeline.run(executor="inline")
+    (folder,) = (tmp_path / "cache" / pipeline.name).iterdir()
+    return folder
+
+
+def test_pipeline_info_and_run_from_the_cached_yaml(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipeline", "info", "--config", str(finished / "pipeline.yaml")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["signature"] == finished.name
+    assert sorted(info["leaves"]) == ["grouped_responses", "ranked_instructions"]
+    other = tmp_path / "other"
+    code = main(
+        [
+            "pipeline",
+            "run",
+            "--config",
+            str(finished / "pipeline.yaml"),
+            "--cache-dir",
+            str(other),
+            "--param",
+            "concise.template=Short: {instruction}",
+        ]
+    )
+    assert code == 0
+    (folder,) = (other / "instructions-demo").iterdir()
+    assert folder.name != finished.name  # a runtime parameter changes the signature
+    rows = create_distiset(folder)["grouped_responses"]["train"].to_list()
+    assert any(g.startswith("Short: ") for r in rows for g in r["generations"])
+
+
+def test_cache_list_shows_status_rows_and_size(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cache", "list", "--cache-dir", str(finished.parent.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "instructions-demo" in out and finished.name[:12] in out and "finished" in out
+    assert " 40 " in out  # rows of the two leaves
+
+
+def test_cache_clean_is_a_dry_run_unless_yes(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(finished.parent.parent)
+    assert main(["cache", "clean", "--cache-dir", root, "--pipeline", "instructions-demo"]) == 0
+    assert "Would remove" in capsys.readouterr().out and finished.exists()
+    assert main(["cache", "clean", "--cache-dir", root, "--signature", finished.name[:8], "--yes"]) == 0
+    assert "Removed" in capsys.readouterr().out and not finished.exists()
+
+
+def test_cache_clean_skips_a_folder_in_use_and_needs_a_filter(
+    finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(finished.parent.parent)
+    assert main(["cache", "clean", "--cache-dir", root]) == 2
+    assert "choose what to remove" in capsys.readouterr().err
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(finished / ".lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["cache", "clean", "--cache-dir", root, "--all", "--yes"]) == 0
+        assert "a run is using it" in capsys.readouterr().out and finished.exists()
+    finally:
+        holder.communicate("", timeout=30)
