@@ -24,6 +24,7 @@ class EngineConfig(BaseModel):
         start_method: how worker processes start (``forkserver``: fast and CUDA-safe).
         cuda_devices: the devices to hand out to GPU steps; overrides ``CUDA_VISIBLE_DEVICES``
             and the driver's count.
+        progress_interval: seconds between progress lines when the console is not a terminal.
     """
 
     step_retries: NonNegativeInt = Field(default=2)
@@ -33,3 +34,4 @@ class EngineConfig(BaseModel):
     max_pending_writes: PositiveInt = 16
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     cuda_devices: list[int | str] | None = None
+    progress_interval: PositiveFloat = 10.0

@@ -30,7 +30,8 @@ from distil_dagster.engine.events import RunListener
 from distil_dagster.engine.inline import InlineBackend
 from distil_dagster.engine.interrupts import interrupt_handlers
 from distil_dagster.engine.processes import ProcessBackend
-from distil_dagster.engine.run_log import run_logging
+from distil_dagster.engine.progress import Listeners, ProgressReporter
+from distil_dagster.engine.run_log import LOGGER_NAME, run_logging
 from distil_dagster.engine.scheduler import RunSummary, Scheduler, StepStats
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.serialization import dump_yaml
@@ -193,6 +194,7 @@ def run_pipeline(
             dry_run=dry_run,
             cache_dir=temp_dir,
             handle_signals=True,
+            progress=not dry_run,
         )
         return create_distiset(result.layout.root, enable_metadata=pipeline.enable_metadata)
     finally:
@@ -239,13 +241,15 @@ def execute_pipeline(
     stop: threading.Event | None = None,
     handle_signals: bool = False,
     console_log: bool = True,
+    progress: bool = False,
 ) -> RunResult:
     """Run ``steps`` (default: all) and their ancestors; committed batches are reused.
 
     The cache folder is the whole pipeline's signature folder whatever the selection, so a
     subset run and a full run share their batches. Runtime ``parameters`` are set on the
     pipeline's steps (as distilabel does); pass a copy to keep the original untouched.
-    ``console_log=False`` keeps the engine's log off stderr (a caller forwarding it elsewhere).
+    ``console_log=False`` keeps the engine's log off stderr (a caller forwarding it elsewhere);
+    ``progress=True`` shows per-step progress (live on a terminal, log lines otherwise).
     """
     config = config or EngineConfig()
     if executor not in EXECUTORS:
@@ -259,6 +263,10 @@ def execute_pipeline(
     layout = CacheLayout.for_pipeline(cache_dir or pipeline.cache_dir, pipeline.name, pipeline.signature)
     layout.create()
     stop = stop or threading.Event()
+    if progress:
+        totals = {n: dag.step(n).total_rows() for n in dag.names}
+        reporter = ProgressReporter(logging.getLogger(LOGGER_NAME), totals, config.progress_interval)
+        listener = Listeners(reporter, listener)
     error: BaseException | None = None
     try:
         with run_logging(layout.log_file, console=console_log) as logger, run_lock(layout, config.lock_timeout, logger):

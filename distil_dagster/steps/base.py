@@ -126,6 +126,10 @@ class _Step(RuntimeParametersMixin, ABC):
         """Extra output-defining facts for the signature (e.g. sizes and mtimes of input files)."""
         return {}
 
+    def total_rows(self) -> int | None:
+        """Rows the step will produce, when known in advance (shown as progress totals)."""
+        return None
+
     def required_gpus(self) -> int:
         """GPUs each replica needs: ``resources.gpus`` (steps with a CUDA model add theirs)."""
         return int(self.resources.gpus or 0)

@@ -26,6 +26,9 @@ class LoadDataFromDicts(GeneratorStep):
             columns.update(dict.fromkeys(row))
         return list(columns)
 
+    def total_rows(self) -> int | None:
+        return len(self.data)
+
     def process(self, offset: int = 0) -> GeneratorStepOutput:
         """Yield copies of the rows from ``offset`` on; the last batch is flagged."""
         total = len(self.data)
