@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
-from faulty_steps import Tag  # noqa: E402
+from faulty_steps import Tag
 
-from distil_dagster.errors import RunInterrupted  # noqa: E402
-from distil_dagster.pipeline import Pipeline  # noqa: E402
-from distil_dagster.steps import LoadDataFromDicts  # noqa: E402
+from distil_dagster.errors import RunInterrupted
+from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts
 
 
 def main() -> int:
