@@ -6,25 +6,29 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from distil_dagster.cache.journal import BatchRecord
+from distil_dagster.engine.scheduler import StepStats
 
 __all__ = ["StepProgress", "Update"]
 
 
 @dataclass
-class StepProgress:
-    """Counters of one step in this run (computed now, or reused from the cache)."""
+class StepProgress(StepStats):
+    """Counters of one step in this run (computed now, or reused from the cache).
 
-    batches: int = 0
-    rows: int = 0
-    failed_rows: int = 0
-    reused_batches: int = 0
-    reused_rows: int = 0
-    seconds: float = 0.0
+    ``finished`` once its last batch and every batch before it are committed (replicas may
+    commit out of order).
+    """
+
     finished: bool = False
     records: list[BatchRecord] = field(default_factory=list, repr=False)
+    _last_seq: int | None = field(default=None, repr=False)
+    _seqs: set[int] = field(default_factory=set, repr=False)
 
     def add(self, record: BatchRecord, reused: bool, elapsed: float) -> None:
         self.records.append(record)
+        self._seqs.add(record.seq_no)
+        if record.last_batch:
+            self._last_seq = record.seq_no
         self.failed_rows += record.failed_rows
         if reused:
             self.reused_batches += 1
@@ -33,7 +37,7 @@ class StepProgress:
             self.batches += 1
             self.rows += record.num_rows
             self.seconds = elapsed
-        self.finished = self.finished or record.last_batch
+        self.finished = self._last_seq is not None and len(self._seqs) == self._last_seq + 1
 
     @property
     def total_batches(self) -> int:
@@ -45,7 +49,7 @@ class StepProgress:
 
     def counters(self) -> StepProgress:
         """A copy without the records (cheap to hand out while the step runs)."""
-        return replace(self, records=[])
+        return replace(self, records=[], _seqs=set())
 
 
 @dataclass(frozen=True)
