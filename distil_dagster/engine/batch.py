@@ -121,9 +121,12 @@ class Stream:
             self._drop_consumed()
         return rows, created
 
-    def take_pieces(self, count: int, load: bool) -> tuple[Rows, list[tuple[int, int, int]], int]:
-        """Take the next ``count`` whole non-empty pieces; returns rows, provenance, row count."""
-        rows: Rows = []
+    def take_pieces(self, count: int) -> tuple[list[Piece], list[tuple[int, int, int]], int]:
+        """Take the next ``count`` pieces cut from one upstream batch (their rows stay unread).
+
+        Returns the non-empty pieces, their provenance and their row count.
+        """
+        pieces: list[Piece] = []
         created: list[tuple[int, int, int]] = []
         total = 0
         while count > 0 and self.queue:
@@ -132,13 +135,12 @@ class Stream:
             if remaining > 0 or piece.record.source_seq is not None:
                 count -= 1
             if remaining > 0:
+                pieces.append(piece)
                 created.append((piece.seq_no, self.offset, piece.num_rows))
-                if load:
-                    rows.extend(piece.load(self.loader)[self.offset :])
                 total += remaining
                 self.available -= remaining
             self.offset = 0
-        return rows, created, total
+        return pieces, created, total
 
     def pieces_from_source(self, source_seq: int) -> int:
         """How many available pieces were cut from upstream batch ``source_seq``."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from distil_dagster.cache.journal import BatchRecord
@@ -97,6 +98,22 @@ class _RoutedPlanner(_Planner):
         return Batch(self.step, self._next_seq(), last, [rows], {stream.source: provenance}, source_seq=source)
 
 
+@dataclass
+class _Branch:
+    """The rows one routed branch contributes to the group being re-joined (read on demand)."""
+
+    name: str
+    pieces: list[Piece]
+    provenance: list[tuple[int, int, int]]
+    count: int
+    rows: Rows | None = None
+
+    def load(self, loader: Loader) -> Rows:
+        if self.rows is None:
+            self.rows = [row for piece in self.pieces for row in piece.load(loader)]
+        return self.rows
+
+
 class _ConvergencePlanner(_Planner):
     """Re-joins, per upstream batch, the rows of the routed branches it went through."""
 
@@ -108,7 +125,7 @@ class _ConvergencePlanner(_Planner):
         self.groups: dict[int, tuple[list[str], int]] = {}
         self.last_group: int | None = None
         self.next_group = 0
-        self.active: list[tuple[str, Rows, list[tuple[int, int, int]], int]] | None = None
+        self.active: list[_Branch] | None = None
         self.chunk = 0
         self.chunks = 0
         self.group_is_last = False
@@ -118,9 +135,12 @@ class _ConvergencePlanner(_Planner):
         if last:
             self.last_group = source_seq
 
+    def _needed(self, branch: str, rows: int) -> int:
+        return math.ceil(rows / self.branch_sizes[branch])
+
     def _group_ready(self, n: int) -> bool:
         routed, rows = self.groups[n]
-        return all(self.by_source[r].pieces_from_source(n) >= math.ceil(rows / self.branch_sizes[r]) for r in routed)
+        return all(self.by_source[r].pieces_from_source(n) >= self._needed(r, rows) for r in routed)
 
     def ready(self) -> bool:
         if self.done:
@@ -128,40 +148,31 @@ class _ConvergencePlanner(_Planner):
         if self.active is not None:
             return True
         while self.next_group in self.groups and self._group_ready(self.next_group):
-            if self._activate_would_emit(self.next_group):
+            if self.groups[self.next_group][1] > 0 or self.next_group == self.last_group:
                 return True
-            self._skip_group()
+            self._take_group()  # an empty upstream batch: nothing to re-join
+            self.active = None
         return self.last_group is not None and self.next_group > self.last_group
 
-    def _activate_would_emit(self, n: int) -> bool:
-        return self.groups[n][1] > 0 or n == self.last_group
-
-    def _skip_group(self) -> None:
+    def _take_group(self) -> None:
         routed, rows = self.groups.pop(self.next_group)
-        for r in routed:
-            self.by_source[r].take_pieces(math.ceil(rows / self.branch_sizes[r]), load=False)
+        self.active = [_Branch(r, *self.by_source[r].take_pieces(self._needed(r, rows))) for r in routed]
+        self.chunks = max([math.ceil(b.count / self.ibs) for b in self.active] + [1])
+        self.chunk = 0
+        self.group_is_last = self.next_group == self.last_group
         self.next_group += 1
 
     def build(self, load: bool) -> Batch:
         if self.active is None and self.next_group in self.groups:
-            n = self.next_group
-            routed, rows = self.groups.pop(n)
-            self.active = []
-            for r in routed:
-                taken, provenance, count = self.by_source[r].take_pieces(math.ceil(rows / self.branch_sizes[r]), load)
-                self.active.append((r, taken, provenance, count))
-            self.chunks = max([math.ceil(c / self.ibs) for *_, c in self.active] + [1])
-            self.chunk = 0
-            self.group_is_last = n == self.last_group
-            self.next_group += 1
+            self._take_group()
         if self.active is None:  # upstream finished after an empty tail: close the stream
             self.done = True
             return Batch(self.step, self._next_seq(), True, [], {})
         lo, hi = self.chunk * self.ibs, (self.chunk + 1) * self.ibs
         data, created = [], {}
-        for r, taken, provenance, count in self.active:
-            data.append(taken[lo:hi] if load else [])
-            created[r] = _slice_provenance(provenance, lo, min(hi, count))
+        for branch in self.active:
+            data.append(branch.load(self.by_source[branch.name].loader)[lo:hi] if load else [])
+            created[branch.name] = _slice_provenance(branch.provenance, lo, min(hi, branch.count))
         self.chunk += 1
         last = self.group_is_last and self.chunk >= self.chunks
         if self.chunk >= self.chunks:

@@ -66,9 +66,10 @@ class Count(GlobalStep):
         yield rows
 
 
-def build(shape: str, cache_dir: Path) -> Pipeline:
+def build(shape: str, cache_dir: Path, rows: int = ROWS) -> Pipeline:
+    """One of the three pipeline shapes of the kill tests, over ``rows`` ids."""
     with Pipeline(name=f"kill-{shape}", cache_dir=cache_dir) as pipeline:
-        load = LoadDataFromDicts(name="load", data=[{"id": i} for i in range(ROWS)], batch_size=8)
+        load = LoadDataFromDicts(name="load", data=[{"id": i} for i in range(rows)], batch_size=8)
         if shape == "linear":
             a = Hash(name="a", column="ha", input_batch_size=5)
             b = Hash(name="b", column="hb", input_batch_size=13)
