@@ -11,7 +11,6 @@ replica and batch). Only small messages cross the pipes; rows travel through the
 from __future__ import annotations
 
 import contextlib
-import importlib.machinery
 import logging
 import multiprocessing as mp
 import pickle
@@ -63,10 +62,26 @@ def _modules_by_path(cls: type) -> list[tuple[str, str]]:
         path = getattr(module, "__file__", None)
         if name in ("__main__", "builtins") or path is None or any(n == name for n, _ in found):
             continue
-        # Search sys.path itself: importlib.util.find_spec would answer from sys.modules.
-        if importlib.machinery.PathFinder.find_spec(name.partition(".")[0], sys.path) is None:
+        if not _findable(name.partition(".")[0]):
             found.append((name, path))
     return found
+
+
+def _findable(top: str) -> bool:
+    """Whether a fresh interpreter would find package ``top`` (sys.path, editable-install hooks, ...).
+
+    Asks the import finders themselves: importlib.util.find_spec would answer from sys.modules.
+    """
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            if find_spec(top, None) is not None:
+                return True
+        except (ImportError, ValueError, TypeError):
+            continue
+    return False
 
 
 def _last_line(text: str) -> str:
