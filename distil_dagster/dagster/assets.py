@@ -77,7 +77,7 @@ class _StepOp:
 
     def __call__(self, context: OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
         resource: DistilDagsterResource = getattr(context.resources, self.resource_key)
-        run = resource.engine_run
+        run = resource.engine_run_for(self.pipeline)
         selected = {k: leaf for k, leaf in self.leaf_keys.items() if k in context.selected_asset_keys}
         # An op selection (not an asset selection) selects no leaf: run every leaf then.
         leaves = sorted(selected.values()) or sorted(self.leaf_keys.values())
@@ -168,7 +168,9 @@ def build_pipeline_assets(
     """
     pipeline.validate()
     translator = translator or DistilDagsterTranslator()
-    ids = step_identifiers(pipeline)
+    graph_name = name or identifier(pipeline.name)
+    # Op names carry the graph's name: two pipelines in one Definitions may share step names.
+    ids = {step: f"{graph_name}__{op}" for step, op in step_identifiers(pipeline).items()}
     dag = pipeline.dag
     leaves = {leaf: LeafStep(pipeline, leaf) for leaf in dag.leaves}
     leaf_keys = {translator.get_asset_key(leaf): name for name, leaf in leaves.items()}
@@ -191,12 +193,12 @@ def build_pipeline_assets(
     }
     outputs = {leaf: f"{ids[leaf]}_out" for leaf in leaves}
     graph = GraphDefinition(
-        name=name or identifier(pipeline.name),
+        name=graph_name,
         description=pipeline.description,
         node_defs=ops,
         dependencies=dependencies,
         output_mappings=[OutputMapping(outputs[leaf], ids[leaf], _OUTPUT) for leaf in leaves],
-        config=build_run_config(pipeline).mapping,
+        config=build_run_config(pipeline, op_prefix=f"{graph_name}__").mapping,
     )
     by_output = {outputs[name]: leaf for name, leaf in leaves.items()}
     return AssetsDefinition.from_graph(

@@ -10,7 +10,9 @@ plus resume-from-journal keep every batch computed once.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 from dagster import ConfigurableResource, DagsterLogManager, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -18,6 +20,7 @@ from pydantic import Field, PrivateAttr
 from distil_dagster.dagster.engine_run import EngineRun, EngineRunError, EngineSettings
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.engine.run_log import LOGGER_NAME
+from distil_dagster.pipeline.base import Pipeline
 
 __all__ = ["DistilDagsterResource", "forward_logs"]
 
@@ -60,7 +63,9 @@ class DistilDagsterResource(ConfigurableResource):
         default=120.0, gt=0, description="Seconds to wait for in-flight batches when the run is terminated."
     )
 
-    _engine_run: EngineRun | None = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
+    _engine_runs: dict[str, EngineRun] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def engine_config(self) -> EngineConfig:
         """The engine settings this resource asks for."""
@@ -86,24 +91,30 @@ class DistilDagsterResource(ConfigurableResource):
             progress_interval=self.progress_interval,
         )
 
-    @property
-    def engine_run(self) -> EngineRun:
-        """The engine run of the current Dagster run."""
-        if self._engine_run is None:
+    def engine_run_for(self, pipeline: Pipeline) -> EngineRun:
+        """The engine run of ``pipeline`` in the current Dagster run (one per pipeline, made on first use)."""
+        if self._run_id is None:
             raise EngineRunError(
                 "DistilDagsterResource is not set up for a run; it only works inside a Dagster run "
                 "(materialize(), the UI or `dagster asset materialize`)."
             )
-        return self._engine_run
+        with self._lock:
+            run = self._engine_runs.get(pipeline.name)
+            if run is None:
+                run = self._engine_runs[pipeline.name] = EngineRun(self._run_id, self.settings())
+            return run
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._engine_run = EngineRun(context.run.run_id if context.run else "no-run", self.settings())
+        self._run_id = context.run.run_id if context.run else "no-run"
+        self._engine_runs = {}
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        run, self._engine_run = self._engine_run, None
-        if run is None:
-            return
+        runs, self._engine_runs, self._run_id = list(self._engine_runs.values()), {}, None
         log = context.log or logging.getLogger(LOGGER_NAME)
+        for run in runs:
+            self._finish(run, context, log)
+
+    def _finish(self, run: EngineRun, context: InitResourceContext, log: Any) -> None:
         unfinished = run.unfinished()
         if run.running and unfinished:
             log.warning(

@@ -41,10 +41,13 @@ class PipelineRunConfig:
         mapping: the ``ConfigMapping`` to give the ``GraphDefinition``.
     """
 
-    def __init__(self, config_class: type[Config], defaults: Parameters, field_to_step: dict[str, str]) -> None:
+    def __init__(
+        self, config_class: type[Config], defaults: Parameters, field_to_step: dict[str, str], op_names: dict[str, str]
+    ) -> None:
         self.config_class = config_class
         self.defaults = defaults
         self._field_to_step = field_to_step
+        self._op_names = op_names
         self.mapping = ConfigMapping(
             config_fn=self._to_op_config,
             config_schema=config_class.to_config_schema(),
@@ -64,7 +67,7 @@ class PipelineRunConfig:
 
     def _to_op_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         parameters = self.parameters(config)
-        return {op: {"config": {"parameters": parameters}} for op in self._field_to_step}
+        return {self._op_names[step]: {"config": {"parameters": parameters}} for step in self._field_to_step.values()}
 
 
 def _changed(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,8 +140,11 @@ def _model_for(owner: RuntimeParametersMixin, class_name: str) -> tuple[type[Con
     return model, defaults
 
 
-def build_run_config(pipeline: Pipeline) -> PipelineRunConfig:
-    """Generate the run config class of ``pipeline`` (runtime parameters as defined now)."""
+def build_run_config(pipeline: Pipeline, op_prefix: str = "") -> PipelineRunConfig:
+    """Generate the run config class of ``pipeline`` (runtime parameters as defined now).
+
+    ``op_prefix`` is the prefix of the step ops' names (``<prefix><step identifier>``).
+    """
     ids = step_identifiers(pipeline)
     prefix = "".join(part.capitalize() for part in identifier(pipeline.name).split("_")) or "Pipeline"
     fields: dict[str, Any] = {}
@@ -151,4 +157,9 @@ def build_run_config(pipeline: Pipeline) -> PipelineRunConfig:
         description = f"Runtime parameters of step '{step}' ({type(pipeline.dag.step(step)).__name__})."
         fields[field] = (model, pydantic.Field(default_factory=model, description=description))
     config_class = pydantic.create_model(f"{prefix}RunConfig", __base__=Config, **fields)
-    return PipelineRunConfig(config_class, defaults, {field: step for step, field in ids.items()})
+    return PipelineRunConfig(
+        config_class,
+        defaults,
+        {field: step for step, field in ids.items()},
+        {step: f"{op_prefix}{field}" for step, field in ids.items()},
+    )

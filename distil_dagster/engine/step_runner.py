@@ -38,7 +38,7 @@ def call_step(step: Step, batch: Batch, retries: int, logger: logging.Logger) ->
         try:
             rows = step.process_applying_mappings(*batch.data)
             _check_rows(step, rows)
-            return StepCallResult(rows=rows, attempts=attempts)
+            return StepCallResult(rows=rows, failed_rows=step.failed_rows(rows), attempts=attempts)
         except Exception as exc:
             if step.is_global:
                 raise GlobalStepError(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "OptionalRuntimeParameter",
     "RuntimeParameter",
     "RuntimeParameterInfo",
     "RuntimeParametersMixin",
@@ -24,6 +25,11 @@ _RUNTIME_PARAMETER_ANNOTATION = "distil_dagster_runtime_parameter"
 
 RuntimeParameter = Annotated[Union[_T, None], Field(default=None), _RUNTIME_PARAMETER_ANNOTATION]
 """Marks a field as a runtime parameter: ``factor: RuntimeParameter[int] = 2``."""
+
+# ``RuntimeParameter[T] | None`` would do, but pydantic warns about the ``Field(default=None)``
+# inside ``RuntimeParameter`` when it is a member of a union.
+OptionalRuntimeParameter = Union[Annotated[Union[_T, None], _RUNTIME_PARAMETER_ANNOTATION], None]
+"""An optional runtime parameter (may stay ``None``; accepts ``Field(default_factory=...)``)."""
 
 RuntimeParametersNames = dict[str, "bool | RuntimeParametersNames"]
 """Runtime parameter name -> optional (or the nested names of a nested mixin)."""

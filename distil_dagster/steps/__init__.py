@@ -5,17 +5,27 @@ from distil_dagster.steps.columns.expand import ExpandColumns
 from distil_dagster.steps.columns.group import CombineOutputs, GroupColumns
 from distil_dagster.steps.columns.keep import KeepColumns
 from distil_dagster.steps.decorator import step
+from distil_dagster.steps.embeddings import EmbeddingGeneration
+from distil_dagster.steps.filtering import DeduplicateRows, EmbeddingDedup
 from distil_dagster.steps.generators.data import LoadDataFromDicts
+from distil_dagster.steps.generators.file_system import LoadDataFromFileSystem
+from distil_dagster.steps.generators.huggingface import LoadDataFromDisk, LoadDataFromHub
 from distil_dagster.steps.resources import StepResources
 
 __all__ = [
     "CombineOutputs",
+    "DeduplicateRows",
+    "EmbeddingDedup",
+    "EmbeddingGeneration",
     "ExpandColumns",
     "GeneratorStep",
     "GlobalStep",
     "GroupColumns",
     "KeepColumns",
     "LoadDataFromDicts",
+    "LoadDataFromDisk",
+    "LoadDataFromFileSystem",
+    "LoadDataFromHub",
     "Step",
     "StepInput",
     "StepResources",

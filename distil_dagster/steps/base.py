@@ -126,6 +126,10 @@ class _Step(RuntimeParametersMixin, ABC):
         """Extra output-defining facts for the signature (e.g. sizes and mtimes of input files)."""
         return {}
 
+    def failed_rows(self, rows: list[dict[str, Any]]) -> int:
+        """How many of ``rows`` (this step's output) failed row by row (tasks count per-row LLM errors)."""
+        return 0
+
     def total_rows(self) -> int | None:
         """Rows the step will produce, when known in advance (shown as progress totals)."""
         return None

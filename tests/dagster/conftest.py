@@ -98,5 +98,7 @@ def materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict
 
 
 def ran_steps(result: dg.ExecuteInProcessResult) -> list[str]:
-    """The ops that succeeded in ``result``, without the graph prefix."""
-    return sorted(e.step_key.split(".")[-1] for e in result.all_events if e.is_step_success and e.step_key)
+    """The ops that succeeded in ``result``, as step names (without the graph prefixes)."""
+    return sorted(
+        e.step_key.split(".")[-1].split("__")[-1] for e in result.all_events if e.is_step_success and e.step_key
+    )

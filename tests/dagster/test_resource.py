@@ -44,7 +44,8 @@ def test_an_invalid_runtime_parameter_fails_the_first_op(run: Run, example: Pipe
     result = run(example, run_config=config, raise_on_error=False)
 
     assert not result.success
-    assert [e.step_key for e in result.all_events if e.is_step_failure] == [f"{EXAMPLE_GRAPH}.load_instructions"]
+    failed = [e.step_key for e in result.all_events if e.is_step_failure]
+    assert failed == [f"{EXAMPLE_GRAPH}.{EXAMPLE_GRAPH}__load_instructions"]
     assert "Step 'concise': runtime parameter 'input_batch_size' is invalid" in _failure_text(result)
 
 

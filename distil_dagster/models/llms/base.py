@@ -1,0 +1,233 @@
+"""``LLM`` and ``AsyncLLM``: the model backends tasks call (distilabel's ``distilabel.models.llms``).
+
+An LLM is a pydantic model with runtime parameters (``generation_kwargs``, ``structured_output``,
+...) that become nested runtime parameters of the task holding it. The task calls ``load()`` once
+in the worker, ``generate(inputs, num_generations, **generation_kwargs)`` per batch and
+``unload()`` at the end. ``AsyncLLM`` implements ``generate`` by running ``agenerate`` for every
+input on an event loop owned by the instance, at most ``max_concurrency`` at a time; a failed
+input becomes a ``None`` generation with its error text instead of failing the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+
+from distil_dagster.mixins.runtime_parameters import (
+    OptionalRuntimeParameter,
+    RuntimeParameter,
+    RuntimeParametersMixin,
+)
+from distil_dagster.models.llms.typing import ChatType, GenerateOutput
+
+__all__ = ["LLM", "AsyncLLM", "failed_output"]
+
+
+def failed_output(num_generations: int, error: str) -> GenerateOutput:
+    """The output of an input whose generation failed: ``None`` texts, the error, zero tokens."""
+    return {
+        "generations": [None] * num_generations,
+        "statistics": {"input_tokens": [0] * num_generations, "output_tokens": [0] * num_generations},
+        "errors": [error] * num_generations,
+    }
+
+
+class LLM(RuntimeParametersMixin, ABC):
+    """Base class of LLM backends.
+
+    Subclasses implement ``model_name`` and ``generate`` (and ``load``/``unload`` when they hold
+    live resources such as clients or weights). Live state lives in private attributes, which are
+    reset when the LLM is pickled (steps travel to worker processes before ``load()``).
+
+    Attributes:
+        generation_kwargs: keyword arguments of every ``generate`` call (temperature, ...).
+        structured_output: ``{"schema": <JSON schema or pydantic model class>}`` to constrain
+            generations where the backend supports it.
+    """
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, validate_assignment=True, extra="forbid", protected_namespaces=()
+    )
+
+    generation_kwargs: RuntimeParameter[dict[str, Any]] = Field(
+        default={}, description="The kwargs to be propagated to the `generate` method of the LLM."
+    )
+    structured_output: OptionalRuntimeParameter[dict[str, Any]] = Field(
+        default=None, description="The JSON schema the generations must follow: {'schema': {...}}."
+    )
+
+    signature_exclude: ClassVar[frozenset[str]] = frozenset()
+    """Fields that do not change the generations (left out of the cache signature)."""
+
+    @field_validator("structured_output", mode="before")
+    @classmethod
+    def _schema_to_dict(cls, value: Any) -> Any:
+        """Accept a pydantic model class as ``schema`` and store its JSON schema."""
+        if isinstance(value, dict) and isinstance(value.get("schema"), type):
+            schema_cls = value["schema"]
+            if issubclass(schema_cls, BaseModel):
+                return {**value, "schema": schema_cls.model_json_schema()}
+        return value
+
+    @model_serializer(mode="wrap")
+    def _serialize_with_type(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        data["type_info"] = {"module": type(self).__module__, "name": type(self).__qualname__}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LLM:
+        """Rebuild an LLM from its dump (``type_info`` names the class, which must be an ``LLM``)."""
+        data = dict(data)
+        info = data.pop("type_info", None) or {}
+        module, name = str(info.get("module")), str(info.get("name"))
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot import LLM class '{module}.{name}' ({exc}).") from exc
+        if not (isinstance(obj, type) and issubclass(obj, LLM)):
+            raise ValueError(f"'{module}.{name}' is not an LLM class.")
+        llm: LLM = obj(**data)
+        return llm
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state: dict[Any, Any] = super().__getstate__()
+        private = self.__private_attributes__.items()
+        state["__pydantic_private__"] = {n: a.get_default(call_default_factory=True) for n, a in private}
+        return state
+
+    def load(self) -> None:
+        """Prepare the backend (open clients, load weights). Called once in the worker."""
+
+    def unload(self) -> None:
+        """Release what ``load()`` took."""
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The model's name (written to the ``model_name`` column by tasks)."""
+
+    def required_gpus(self) -> int:
+        """GPUs one replica needs for this model (0: CPU or remote)."""
+        return 0
+
+    def get_generation_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """``generation_kwargs`` updated with ``overrides``."""
+        return {**(self.generation_kwargs or {}), **overrides}
+
+    def check_generation_kwargs(self) -> None:
+        """Raise ``ValueError`` naming the ``generation_kwargs`` the backend does not accept."""
+        method = self.agenerate if isinstance(self, AsyncLLM) else self.generate
+        params = inspect.signature(method).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        accepted = [n for n, p in params.items() if n not in ("input", "inputs", "num_generations")]
+        unknown = sorted(set(self.generation_kwargs or {}) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}: unknown generation_kwargs {unknown}; accepted: {sorted(accepted)}."
+            )
+
+    def signature_fields(self) -> dict[str, Any]:
+        """The fields that define the generations, JSON-able (for the cache signature)."""
+        data: dict[str, Any] = self.model_dump(mode="json", exclude=set(self.signature_exclude))
+        return data
+
+    @abstractmethod
+    def generate(self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
+        """Generate ``num_generations`` texts for each input conversation.
+
+        Args:
+            inputs: the conversations.
+            num_generations: generations per input.
+            **kwargs: generation keyword arguments (``generation_kwargs`` given by the task).
+
+        Returns:
+            One ``GenerateOutput`` per input, in order.
+        """
+
+
+class AsyncLLM(LLM):
+    """An LLM whose requests run concurrently on an event loop owned by the instance.
+
+    Subclasses implement ``agenerate`` for one input. ``generate`` runs a batch through it.
+
+    Attributes:
+        max_concurrency: the most requests in flight at once.
+    """
+
+    max_concurrency: RuntimeParameter[PositiveInt] = Field(
+        default=64, description="The maximum number of requests in flight at once."
+    )
+
+    signature_exclude: ClassVar[frozenset[str]] = frozenset({"max_concurrency"})
+
+    _event_loop: asyncio.AbstractEventLoop | None = PrivateAttr(default=None)
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """This instance's event loop (created on first use, and again after ``unload()``)."""
+        if self._event_loop is None or self._event_loop.is_closed():
+            self._event_loop = asyncio.new_event_loop()
+        return self._event_loop
+
+    @abstractmethod
+    async def agenerate(self, input: ChatType, num_generations: int = 1, **kwargs: Any) -> GenerateOutput:
+        """Generate ``num_generations`` texts for one conversation."""
+
+    def generate(self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
+        """Run ``agenerate`` for every input, ``max_concurrency`` at a time; failures become errors."""
+        return self.run_in_loop(self._agenerate_all(inputs, num_generations, **kwargs))
+
+    def run_in_loop(self, coro: Any) -> Any:
+        """Run ``coro`` to completion on this instance's loop (from a helper thread if the caller
+        is itself inside a running loop, e.g. a notebook)."""
+        loop = self.event_loop
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return loop.run_until_complete(coro)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(loop.run_until_complete, coro).result()
+
+    async def _agenerate_all(self, inputs: list[ChatType], num_generations: int, **kwargs: Any) -> list[GenerateOutput]:
+        semaphore = asyncio.Semaphore(self.max_concurrency or 1)
+
+        async def one(conversation: ChatType) -> GenerateOutput:
+            async with semaphore:
+                try:
+                    return await self.agenerate(conversation, num_generations, **kwargs)
+                except Exception as exc:  # one failed request must not fail the batch
+                    return failed_output(num_generations, self.describe_error(exc))
+
+        return list(await asyncio.gather(*(one(c) for c in inputs)))
+
+    def describe_error(self, exc: BaseException) -> str:
+        """The error text recorded for a failed input (subclasses scrub secrets here)."""
+        return f"{type(exc).__name__}: {exc}"
+
+    def unload(self) -> None:
+        """Close the event loop (subclasses close their clients first)."""
+        loop = self._event_loop
+        if loop is not None and not loop.is_closed():
+            self.run_in_loop(loop.shutdown_asyncgens())
+            loop.close()
+        self._event_loop = None
+        super().unload()

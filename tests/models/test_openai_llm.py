@@ -1,0 +1,180 @@
+"""``OpenAILLM`` against a real OpenAI-compatible HTTP server on 127.0.0.1 (``openai_server.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from distil_dagster.models import OpenAILLM
+from tests.models.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.timeout(30)
+
+SECRET = "sk-test-DO-NOT-LEAK-1234"
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+def make_llm(server: FakeOpenAIServer, **kwargs: Any) -> OpenAILLM:
+    settings: dict[str, Any] = {"model": "fake-model", "base_url": server.base_url, "api_key": SECRET}
+    settings.update({"timeout": 5.0, "max_retries": 2, "retry_backoff": 0.01, **kwargs})
+    llm = OpenAILLM(**settings)
+    llm.load()
+    return llm
+
+
+def chat(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def generate(llm: OpenAILLM, *texts: str, **kwargs: Any) -> list[Any]:
+    try:
+        return llm.generate([chat(t) for t in texts], **kwargs)
+    finally:
+        llm.unload()
+
+
+def test_generates_in_order_with_token_usage(server: FakeOpenAIServer) -> None:
+    outputs = generate(make_llm(server), "one two", "three")
+    assert [o["generations"] for o in outputs] == [["echo: one two"], ["echo: three"]]
+    assert outputs[0]["statistics"] == {"input_tokens": [2], "output_tokens": [3]}
+    assert "errors" not in outputs[0]
+    assert server.authorizations == {f"Bearer {SECRET}"}
+
+
+def test_num_generations_uses_n(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "q", num_generations=3)
+    assert output["generations"] == ["echo: q (0)", "echo: q (1)", "echo: q (2)"]
+    assert server.requests == 1
+
+
+def test_missing_choices_are_recorded_as_errors(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "q #ignore-n", num_generations=2)
+    assert output["generations"] == ["echo: q #ignore-n", None]
+    assert output["errors"] == [None, "the server returned 1 of 2 generations"]
+
+
+def test_429_is_retried_then_succeeds(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server, max_retries=3), "hi #flaky=429x2")
+    assert output["generations"] == ["echo: hi #flaky=429x2"]
+    assert server.attempts["hi #flaky=429x2"] == 3
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_5xx_is_retried_then_recorded_per_row(server: FakeOpenAIServer, status: int) -> None:
+    bad = f"boom #status={status}"
+    outputs = generate(make_llm(server, max_retries=2), "fine", bad, num_generations=2)
+    assert outputs[0]["generations"] == ["echo: fine (0)", "echo: fine (1)"]
+    assert outputs[1]["generations"] == [None, None]
+    assert outputs[1]["errors"] == [f"InternalServerError: Error code: {status} - fake error {status}"] * 2
+    assert server.attempts[bad] == 3
+
+
+def test_4xx_is_not_retried(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "x #status=400")
+    assert output["errors"][0].startswith("BadRequestError")
+    assert server.attempts["x #status=400"] == 1
+
+
+def test_malformed_json_is_a_row_error(server: FakeOpenAIServer) -> None:
+    outputs = generate(make_llm(server), "#malformed", "ok")
+    assert outputs[0]["generations"] == [None]
+    assert outputs[0]["errors"][0].startswith("JSONDecodeError")
+    assert outputs[1]["generations"] == ["echo: ok"]
+
+
+def test_a_stalled_server_times_out_and_is_retried(server: FakeOpenAIServer) -> None:
+    outputs = generate(make_llm(server, timeout=0.2, max_retries=1), "#stall", "ok")
+    assert outputs[0]["errors"] == ["APITimeoutError: Request timed out."]
+    assert server.attempts["#stall"] == 2
+    assert outputs[1]["generations"] == ["echo: ok"]
+
+
+@pytest.mark.parametrize("limit", [4, 20])  # 20: split over two clients of 10 connections
+def test_in_flight_requests_never_exceed_max_concurrency(server: FakeOpenAIServer, limit: int) -> None:
+    server.latency = 0.02
+    outputs = generate(make_llm(server, max_concurrency=limit), *[f"q{i}" for i in range(3 * limit)])
+    assert [o["generations"][0] for o in outputs] == [f"echo: q{i}" for i in range(3 * limit)]
+    assert server.max_in_flight == limit
+
+
+class User(BaseModel):
+    name: str
+    age: int
+
+
+def test_structured_output_sends_the_json_schema(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server, structured_output={"schema": User}), "make a user")
+    assert User.model_validate_json(output["generations"][0]) == User(name="text", age=1)
+    [response_format] = server.response_formats
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["name"] == "User"
+    assert response_format["json_schema"]["schema"] == User.model_json_schema()
+
+
+def test_the_api_key_is_masked_in_errors(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "who am i #status=401")
+    assert "invalid credentials: Bearer **********" in output["errors"][0]
+    assert SECRET not in json.dumps(output)
+
+
+def test_the_api_key_stays_out_of_dumps_and_signature(server: FakeOpenAIServer) -> None:
+    llm = OpenAILLM(model="m", base_url=server.base_url, api_key=SECRET, max_concurrency=3)
+    assert SECRET not in repr(llm) + str(llm) + json.dumps(llm.model_dump(mode="json"))
+    assert set(llm.signature_fields()) == {"model", "base_url", "generation_kwargs", "structured_output", "type_info"}
+
+
+def test_api_key_and_base_url_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    llm = OpenAILLM(model="m")
+    assert llm.api_key is not None and llm.api_key.get_secret_value() == SECRET
+    assert llm.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_a_missing_api_key_fails_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match=r"no API key; pass `api_key=` or set \$OPENAI_API_KEY"):
+        OpenAILLM(model="m").load()
+
+
+def test_unknown_generation_kwargs_are_named() -> None:
+    llm = OpenAILLM(model="m", api_key="k", generation_kwargs={"temperature": 0.2, "max_tokenz": 5})
+    with pytest.raises(ValueError, match=r"unknown generation_kwargs \['max_tokenz'\]"):
+        llm.check_generation_kwargs()
+
+
+def test_generation_kwargs_reach_the_request(server: FakeOpenAIServer) -> None:
+    llm = make_llm(server, generation_kwargs={"max_new_tokens": 7})
+    [output] = generate(llm, "q", **llm.get_generation_kwargs())
+    assert output["generations"] == ["echo: q"]
+
+
+def test_pickling_drops_the_live_client(server: FakeOpenAIServer) -> None:
+    llm = make_llm(server)
+    copy = pickle.loads(pickle.dumps(llm))
+    llm.unload()
+    assert copy._clients == [] and copy._free is None and copy._event_loop is None
+    copy.load()
+    assert generate(copy, "again")[0]["generations"] == ["echo: again"]
+
+
+def test_generate_works_inside_a_running_event_loop(server: FakeOpenAIServer) -> None:
+    llm = make_llm(server)
+
+    async def caller() -> list[Any]:
+        return llm.generate([chat("from a notebook")])
+
+    outputs = asyncio.run(caller())
+    llm.unload()
+    assert outputs[0]["generations"] == ["echo: from a notebook"]
