@@ -11,28 +11,24 @@ input becomes a ``None`` generation with its error text instead of failing the b
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PositiveInt,
     PrivateAttr,
-    SerializerFunctionWrapHandler,
     field_validator,
-    model_serializer,
 )
 
 from distil_dagster.mixins.runtime_parameters import (
     OptionalRuntimeParameter,
     RuntimeParameter,
-    RuntimeParametersMixin,
 )
+from distil_dagster.models.base import Model
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 __all__ = ["LLM", "AsyncLLM", "failed_output"]
@@ -47,7 +43,7 @@ def failed_output(num_generations: int, error: str) -> GenerateOutput:
     }
 
 
-class LLM(RuntimeParametersMixin, ABC):
+class LLM(Model):
     """Base class of LLM backends.
 
     Subclasses implement ``model_name`` and ``generate`` (and ``load``/``unload`` when they hold
@@ -60,19 +56,12 @@ class LLM(RuntimeParametersMixin, ABC):
             generations where the backend supports it.
     """
 
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True, validate_assignment=True, extra="forbid", protected_namespaces=()
-    )
-
     generation_kwargs: RuntimeParameter[dict[str, Any]] = Field(
         default={}, description="The kwargs to be propagated to the `generate` method of the LLM."
     )
     structured_output: OptionalRuntimeParameter[dict[str, Any]] = Field(
         default=None, description="The JSON schema the generations must follow: {'schema': {...}}."
     )
-
-    signature_exclude: ClassVar[frozenset[str]] = frozenset()
-    """Fields that do not change the generations (left out of the cache signature)."""
 
     @field_validator("structured_output", mode="before")
     @classmethod
@@ -83,50 +72,6 @@ class LLM(RuntimeParametersMixin, ABC):
             if issubclass(schema_cls, BaseModel):
                 return {**value, "schema": schema_cls.model_json_schema()}
         return value
-
-    @model_serializer(mode="wrap")
-    def _serialize_with_type(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        data["type_info"] = {"module": type(self).__module__, "name": type(self).__qualname__}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LLM:
-        """Rebuild an LLM from its dump (``type_info`` names the class, which must be an ``LLM``)."""
-        data = dict(data)
-        info = data.pop("type_info", None) or {}
-        module, name = str(info.get("module")), str(info.get("name"))
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in name.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import LLM class '{module}.{name}' ({exc}).") from exc
-        if not (isinstance(obj, type) and issubclass(obj, LLM)):
-            raise ValueError(f"'{module}.{name}' is not an LLM class.")
-        llm: LLM = obj(**data)
-        return llm
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state: dict[Any, Any] = super().__getstate__()
-        private = self.__private_attributes__.items()
-        state["__pydantic_private__"] = {n: a.get_default(call_default_factory=True) for n, a in private}
-        return state
-
-    def load(self) -> None:
-        """Prepare the backend (open clients, load weights). Called once in the worker."""
-
-    def unload(self) -> None:
-        """Release what ``load()`` took."""
-
-    @property
-    @abstractmethod
-    def model_name(self) -> str:
-        """The model's name (written to the ``model_name`` column by tasks)."""
-
-    def required_gpus(self) -> int:
-        """GPUs one replica needs for this model (0: CPU or remote)."""
-        return 0
 
     def get_generation_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """``generation_kwargs`` updated with ``overrides``."""
@@ -144,11 +89,6 @@ class LLM(RuntimeParametersMixin, ABC):
             raise ValueError(
                 f"{type(self).__name__}: unknown generation_kwargs {unknown}; accepted: {sorted(accepted)}."
             )
-
-    def signature_fields(self) -> dict[str, Any]:
-        """The fields that define the generations, JSON-able (for the cache signature)."""
-        data: dict[str, Any] = self.model_dump(mode="json", exclude=set(self.signature_exclude))
-        return data
 
     @abstractmethod
     def generate(self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
