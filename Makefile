@@ -40,8 +40,10 @@ test: lint browser
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
+# Side by side with distilabel 1.5.3 (its own venv, created on first use); see benchmarks/README.md.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/inline_throughput.py
+	$(MAKE) -C benchmarks bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache

@@ -10,61 +10,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from distil_dagster.engine.config import EngineConfig
-from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import GeneratorStep, StepInput, step
-from distil_dagster.steps.typing import GeneratorStepOutput, StepOutput
 
-
-class CountingGenerator(GeneratorStep):
-    """Yields ``{"id": i}`` rows up to ``total``."""
-
-    total: int
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["id"]
-
-    def process(self, offset: int = 0) -> GeneratorStepOutput:
-        size = self.batch_size or 50
-        for start in range(offset, self.total, size):
-            end = min(start + size, self.total)
-            yield [{"id": i} for i in range(start, end)], end >= self.total
-
-
-@step(inputs=["id"], outputs=["a"])
-def AddA(inputs: StepInput) -> StepOutput:
-    for row in inputs:
-        row["a"] = row["id"] * 2
-    yield inputs
-
-
-@step(inputs=["a"], outputs=["b"])
-def AddB(inputs: StepInput) -> StepOutput:
-    for row in inputs:
-        row["b"] = row["a"] + 1
-    yield inputs
-
-
-@step(inputs=["b"], outputs=["c"])
-def AddC(inputs: StepInput) -> StepOutput:
-    for row in inputs:
-        row["c"] = str(row["b"])
-    yield inputs
-
-
-def build(cache_dir: Path, rows: int, batch: int, input_batch_size: int) -> Pipeline:
-    with Pipeline(name="bench-inline", cache_dir=cache_dir) as pipeline:
-        gen = CountingGenerator(name="gen", total=rows, batch_size=batch)
-        a = AddA(name="a", input_batch_size=input_batch_size)
-        b = AddB(name="b", input_batch_size=input_batch_size)
-        c = AddC(name="c", input_batch_size=input_batch_size)
-        gen >> a >> b >> c
-    return pipeline
+sys.path.insert(0, str(Path(__file__).parent / "workloads"))
+from distil_dagster_workload import build  # the pipeline compare.py measures
 
 
 def plain_loop(rows: int, batch: int) -> float:
@@ -87,7 +41,7 @@ def engine_run(rows: int, batch: int, ibs: int, fsync: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = build(Path(tmp), rows, batch, ibs)
         start = time.perf_counter()
-        distiset = pipeline.run(use_cache=False, config=EngineConfig(fsync=fsync))
+        distiset = pipeline.run(use_cache=False, executor="inline", config=EngineConfig(fsync=fsync))
         elapsed = time.perf_counter() - start
         assert distiset["default"]["train"].num_rows == rows
     return elapsed

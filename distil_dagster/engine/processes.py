@@ -125,7 +125,9 @@ class ProcessBackend:
         )  # a SpawnContext/ForkServerContext: typeshed's base lacks Process
         if start_method == "forkserver":
             # The server imports these once; every worker forks from it instead of importing them.
-            self.context.set_forkserver_preload(["__main__", "distil_dagster.engine.worker_preload"])
+            # (The user's script is imported by each worker itself: Python 3.11's forkserver
+            # does not preload ``__main__``.)
+            self.context.set_forkserver_preload(["distil_dagster.engine.worker_preload"])
         self.envs = envs or {}
         self.cuda_devices: list[int | str] | None = None
         self.workers: dict[str, _StepWorkers] = {}

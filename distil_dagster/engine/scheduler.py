@@ -222,7 +222,8 @@ class Scheduler:
 
     def _handle(self, result: TaskResult) -> None:
         task = result.task
-        elapsed = time.perf_counter() - self._started.pop(id(task), time.perf_counter())
+        waited = time.perf_counter() - self._started.pop(id(task), time.perf_counter())
+        elapsed = result.seconds or waited  # the worker's own time when it reports it
         if isinstance(task, GenerateTask):
             gen = self._generator(task.step)
             assert gen is not None

@@ -56,7 +56,8 @@ Task = Union[ProcessTask, GenerateTask]
 class TaskResult:
     """A finished task: its rows (inline) or the file the worker wrote, and counters.
 
-    ``error`` is set when the step failed in a way that stops the run.
+    ``error`` is set when the step failed in a way that stops the run; ``seconds`` is the time
+    the worker spent on the task (not the time it waited in a queue).
     """
 
     task: Task
@@ -66,3 +67,4 @@ class TaskResult:
     last_batch: bool = False
     failed_rows: int = 0
     error: BaseException | None = None
+    seconds: float = 0.0

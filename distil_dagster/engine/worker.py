@@ -15,6 +15,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -133,14 +134,17 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 return  # the parent died
             if task is None:
                 return
+            started = time.perf_counter()
             if isinstance(task, GenerateTask):
                 assert isinstance(step, GeneratorStep)
                 if generator is None:
                     generator = step.process_applying_mappings(task.offset)
-                conn.send(("result", _generate(step, generator, task, spec)))
+                result = _generate(step, generator, task, spec)
             else:
                 assert isinstance(step, Step)
-                conn.send(("result", _process(step, task, files, spec, logger)))
+                result = _process(step, task, files, spec, logger)
+            result.seconds = time.perf_counter() - started
+            conn.send(("result", result))
     finally:
         step.unload()
 
