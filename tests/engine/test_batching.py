@@ -8,8 +8,8 @@ batch it received into its output rows, so the leaf rows show what each step saw
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 from pathlib import Path
 
 from distil_dagster.pipeline import Pipeline
@@ -36,7 +36,7 @@ class SeenBatch(Step):
 
 
 class UnevenDelay(Step):
-    """Sleeps longer for some batches, so replicas finish out of order; adds ``<name>_len``."""
+    """Works longer on some batches (CPU), so replicas finish out of order; adds ``<name>_len``."""
 
     @property
     def inputs(self) -> list[str]:
@@ -47,7 +47,9 @@ class UnevenDelay(Step):
         return [f"{self.name}_len"]
 
     def process(self, inputs: StepInput) -> StepOutput:
-        time.sleep(0.02 * ((inputs[0]["id"] * 7) % 5))
+        digest = b"x"
+        for _ in range(20_000 * ((inputs[0]["id"] * 7) % 5)):
+            digest = hashlib.sha256(digest).digest()
         yield [{**row, f"{self.name}_len": len(inputs)} for row in inputs]
 
 
