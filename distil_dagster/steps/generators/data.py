@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from distil_dagster.steps.base import GeneratorStep
 from distil_dagster.steps.typing import GeneratorStepOutput
 
-__all__ = ["LoadDataFromDicts"]
+__all__ = ["LoadDataFromDicts", "row_ranges"]
+
+
+def row_ranges(offset: int, total: int, size: int) -> Iterator[tuple[int, int, bool]]:
+    """``(start, end, is_last)`` of the batches of rows ``offset..total``, ``size`` rows each.
+
+    Nothing left (a generator resumed at its end) is one empty last batch.
+    """
+    if offset >= total:
+        yield offset, offset, True
+        return
+    for start in range(offset, total, size):
+        end = min(start + size, total)
+        yield start, end, end >= total
 
 
 class LoadDataFromDicts(GeneratorStep):
@@ -31,11 +45,5 @@ class LoadDataFromDicts(GeneratorStep):
 
     def process(self, offset: int = 0) -> GeneratorStepOutput:
         """Yield copies of the rows from ``offset`` on; the last batch is flagged."""
-        total = len(self.data)
-        if offset >= total:
-            yield [], True
-            return
-        size = self.batch_size or 50
-        for start in range(offset, total, size):
-            end = min(start + size, total)
-            yield [dict(row) for row in self.data[start:end]], end >= total
+        for start, end, last in row_ranges(offset, len(self.data), self.batch_size or 50):
+            yield [dict(row) for row in self.data[start:end]], last

@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 from distil_dagster.errors import DistilDagsterError
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter, RuntimeParameter
 from distil_dagster.steps.base import GeneratorStep
+from distil_dagster.steps.generators.data import row_ranges
 from distil_dagster.steps.generators.file_system import DataFilesNotFoundError
 from distil_dagster.steps.typing import GeneratorStepOutput
 
@@ -71,15 +72,9 @@ class _DatasetLoader(GeneratorStep):
     def process(self, offset: int = 0) -> GeneratorStepOutput:
         """Yield rows ``offset..`` of the dataset, ``batch_size`` at a time (slices, no re-read)."""
         dataset = self.dataset()
-        total = self.total_rows() or 0
-        if offset >= total:
-            yield [], True
-            return
-        size = self.batch_size or 50
-        for start in range(offset, total, size):
-            end = min(start + size, total)
-            columns = dataset[start:end]
-            yield [dict(zip(columns, values)) for values in zip(*columns.values())], end >= total
+        for start, end, last in row_ranges(offset, self.total_rows() or 0, self.batch_size or 50):
+            columns = dataset[start:end] if end > start else {}
+            yield [dict(zip(columns, values)) for values in zip(*columns.values())], last
 
 
 class LoadDataFromDisk(_DatasetLoader):
