@@ -19,6 +19,7 @@ __all__ = [
     "StepExecutionError",
     "StepLoadError",
     "StepOutputError",
+    "StepTimeoutError",
     "WorkerDiedError",
 ]
 
@@ -86,6 +87,10 @@ class RemoteError(DistilDagsterError):
 
 class WorkerDiedError(StepExecutionError):
     """A worker process died (killed, crashed, exited) while the run needed it."""
+
+
+class StepTimeoutError(StepExecutionError):
+    """A batch took longer than ``EngineConfig.step_timeout``; its worker was stopped."""
 
 
 class CacheCorruptedError(DistilDagsterError, RuntimeError):

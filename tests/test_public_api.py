@@ -60,6 +60,7 @@ EXPORTS = {
         "StepExecutionError",
         "StepLoadError",
         "StepOutputError",
+        "StepTimeoutError",
         "WorkerDiedError",
     ],
 }

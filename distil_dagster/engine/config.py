@@ -25,6 +25,9 @@ class EngineConfig(BaseModel):
         cuda_devices: the devices to hand out to GPU steps; overrides ``CUDA_VISIBLE_DEVICES``
             and the driver's count.
         progress_interval: seconds between progress lines when the console is not a terminal.
+        step_timeout: seconds one batch (or one generator batch) may take in a step before the
+            run fails with ``StepTimeoutError`` naming step, replica and batch (``None``: no limit).
+            Committed batches are kept; the next run resumes from them.
     """
 
     step_retries: NonNegativeInt = Field(default=2)
@@ -35,3 +38,4 @@ class EngineConfig(BaseModel):
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     cuda_devices: list[int | str] | None = None
     progress_interval: PositiveFloat = 10.0
+    step_timeout: PositiveFloat | None = None

@@ -12,19 +12,21 @@ from collections.abc import Iterator
 from distil_dagster.engine.batch import Rows
 from distil_dagster.engine.step_runner import call_step
 from distil_dagster.engine.tasks import GenerateTask, ProcessTask, Task, TaskResult
-from distil_dagster.errors import GeneratorStepError, StepExecutionError, StepLoadError
+from distil_dagster.engine.time_limit import Expired, time_limit
+from distil_dagster.errors import GeneratorStepError, StepExecutionError, StepLoadError, StepTimeoutError
 from distil_dagster.steps.base import GeneratorStep, Step, _Step
 
 __all__ = ["InlineBackend"]
 
 
 class InlineBackend:
-    """Runs every step in the calling process."""
+    """Runs every step in the calling process (``step_timeout``: see ``time_limit``)."""
 
     in_memory = True
 
-    def __init__(self, retries: int, logger: logging.Logger) -> None:
+    def __init__(self, retries: int, logger: logging.Logger, step_timeout: float | None = None) -> None:
         self.retries = retries
+        self.step_timeout = step_timeout
         self.logger = logger
         self.steps: dict[str, _Step] = {}
         self._loaded: list[_Step] = []
@@ -60,9 +62,12 @@ class InlineBackend:
         step = self.steps[task.batch.step]
         assert isinstance(step, Step)
         try:
-            result = call_step(step, task.batch, self.retries, self.logger)
+            with time_limit(self.step_timeout):
+                result = call_step(step, task.batch, self.retries, self.logger)
         except StepExecutionError as exc:
             return TaskResult(task, error=exc)
+        except Expired:
+            return TaskResult(task, error=self._timeout(task.batch.step, task.batch.seq_no))
         return TaskResult(task, result.rows, len(result.rows), None, task.batch.last_batch, result.failed_rows)
 
     def _generate(self, task: GenerateTask) -> TaskResult:
@@ -72,9 +77,12 @@ class InlineBackend:
         if iterator is None:
             iterator = self._generators[task.step] = step.process_applying_mappings(task.offset)
         try:
-            rows, last = next(iterator)
+            with time_limit(self.step_timeout):
+                rows, last = next(iterator)
         except StopIteration:
             rows, last = [], True
+        except Expired:
+            return TaskResult(task, error=self._timeout(task.step, task.seq_no))
         except Exception as exc:
             error = GeneratorStepError(
                 f"Generator step '{task.step}' failed producing batch {task.seq_no} (offset {task.offset}): {exc!r}."
@@ -83,6 +91,14 @@ class InlineBackend:
             return TaskResult(task, error=error)
         rows = list(rows)
         return TaskResult(task, rows, len(rows), None, bool(last))
+
+    def _timeout(self, step: str, seq_no: int) -> StepTimeoutError:
+        self.logger.error("Step '%s' exceeded the step timeout of %ss on batch %d.", step, self.step_timeout, seq_no)
+        return StepTimeoutError(
+            f"Step '{step}' (replica 0) took longer than the step timeout of {self.step_timeout:g}s on batch "
+            f"{seq_no}. Committed batches are kept and the next run resumes from them (raise "
+            "EngineConfig.step_timeout if the step is just slow)."
+        )
 
     def receive(self) -> TaskResult:
         return self._results.popleft()

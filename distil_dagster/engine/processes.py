@@ -15,17 +15,25 @@ import logging
 import multiprocessing as mp
 import pickle
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Any, NoReturn
+from typing import Any
 
 from distil_dagster import errors
 from distil_dagster.engine.devices import assign_devices
 from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec, worker_main
-from distil_dagster.errors import RemoteError, RemoteTraceback, StepExecutionError, StepLoadError, WorkerDiedError
+from distil_dagster.errors import (
+    RemoteError,
+    RemoteTraceback,
+    StepExecutionError,
+    StepLoadError,
+    StepTimeoutError,
+    WorkerDiedError,
+)
 from distil_dagster.steps.base import _Step
 
 __all__ = ["ProcessBackend"]
@@ -40,6 +48,8 @@ class _Replica:
     process: BaseProcess
     conn: Connection
     task: Task | None = None
+    started: float = 0.0
+    alive: bool = True
 
 
 @dataclass
@@ -105,6 +115,8 @@ class ProcessBackend:
         logger: receives the workers' log lines.
         start_method: ``forkserver`` (default), ``spawn`` or ``fork``.
         envs: per step, per replica environment variables (e.g. ``CUDA_VISIBLE_DEVICES``).
+        step_timeout: seconds a task may run before its worker is killed and the task fails with
+            ``StepTimeoutError`` (``None``: no limit).
     """
 
     in_memory = False
@@ -116,8 +128,10 @@ class ProcessBackend:
         logger: logging.Logger,
         start_method: str = "forkserver",
         envs: dict[str, list[dict[str, str]]] | None = None,
+        step_timeout: float | None = None,
     ) -> None:
         self.retries = retries
+        self.step_timeout = step_timeout
         self.fsync = fsync
         self.logger = logger
         self.context: Any = mp.get_context(
@@ -205,23 +219,59 @@ class ProcessBackend:
         group = self.workers[step]
         if group.idle:
             self._send(group.idle.popleft(), task)
-        else:
+        elif any(r.alive for r in group.replicas):
             group.queue.append(task)
+        else:
+            self._results.append(TaskResult(task, error=WorkerDiedError(f"Step '{step}' has no live worker left.")))
 
     def _send(self, replica: _Replica, task: Task) -> None:
         replica.task = task
+        replica.started = time.monotonic()
         replica.conn.send(task)
 
     def receive(self) -> TaskResult:
         while not self._results:
             busy = [r for r in self.replicas if r.task is not None]
-            ready = wait([r.conn for r in busy] + [r.process.sentinel for r in busy])
+            if not busy:
+                raise RuntimeError("receive() called with no task running; this is a bug, please report it.")
+            ready = wait([r.conn for r in busy] + [r.process.sentinel for r in busy], self._wait_timeout(busy))
             for replica in busy:
                 if replica.conn in ready:
                     self._drain(replica)
                 elif replica.process.sentinel in ready:
                     self._died(replica)
+            if not ready:
+                self._expire(busy)
         return self._results.popleft()
+
+    def _wait_timeout(self, busy: list[_Replica]) -> float | None:
+        """Seconds until the first running task reaches the step timeout (``None``: no limit)."""
+        if self.step_timeout is None or not busy:
+            return None
+        first = min(r.started for r in busy) + self.step_timeout
+        return max(0.0, first - time.monotonic())
+
+    def _expire(self, busy: list[_Replica]) -> None:
+        """Kill the workers whose task is past the step timeout; their tasks fail."""
+        assert self.step_timeout is not None
+        now = time.monotonic()
+        for replica in busy:
+            if replica.task is None or now - replica.started < self.step_timeout:
+                continue
+            self.logger.error(
+                "Step '%s' (replica %d) exceeded the step timeout of %ss on %s; stopping its worker.",
+                replica.step,
+                replica.index,
+                f"{self.step_timeout:g}",
+                _task_label(replica.task),
+            )
+            error = StepTimeoutError(
+                f"Step '{replica.step}' (replica {replica.index}) took longer than the step timeout of "
+                f"{self.step_timeout:g}s on {_task_label(replica.task)}; its worker was stopped. Committed "
+                "batches are kept and the next run resumes from them (raise EngineConfig.step_timeout if "
+                "the step is just slow)."
+            )
+            self._fail(replica, error)
 
     def _recv(self, replica: _Replica, loading: bool = False) -> tuple[str, Any]:
         try:
@@ -234,6 +284,7 @@ class ProcessBackend:
                     f"(exit code {replica.process.exitcode}); no data was processed."
                 ) from None
             self._died(replica)
+            return "died", None
         if message[0] == "log":
             self.logger.log(message[1], message[2])
             return "log", None
@@ -275,10 +326,29 @@ class ProcessBackend:
         error.__cause__ = RemoteTraceback(remote.traceback)
         return error
 
-    def _died(self, replica: _Replica) -> NoReturn:
+    def _died(self, replica: _Replica) -> None:
         replica.process.join(1.0)
-        raise WorkerDiedError(
+        error = WorkerDiedError(
             f"The worker of step '{replica.step}' (replica {replica.index}) died with exit code "
             f"{replica.process.exitcode} while processing {_task_label(replica.task)}; committed batches are "
             "kept and the next run resumes from them."
         )
+        self._fail(replica, error)
+
+    def _fail(self, replica: _Replica, error: StepExecutionError) -> None:
+        """Retire a dead or stopped worker: its task fails with ``error`` (which stops the run).
+
+        Tasks queued for its step fail too once no replica of the step is left; the other
+        workers finish what they hold, so their results are still committed.
+        """
+        if replica.process.is_alive():
+            replica.process.kill()
+            replica.process.join(_STOP_TIMEOUT)
+        replica.alive = False
+        task, replica.task = replica.task, None
+        assert task is not None
+        self._results.append(TaskResult(task, error=error))
+        group = self.workers[replica.step]
+        if not any(r.alive for r in group.replicas):
+            while group.queue:
+                self._results.append(TaskResult(group.queue.popleft(), error=error))

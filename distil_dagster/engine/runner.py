@@ -219,9 +219,15 @@ EXECUTORS = ("processes", "inline")
 def make_backend(executor: str, config: EngineConfig, logger: logging.Logger) -> tuple[WorkerBackend, int]:
     """The backend for ``executor`` and how many tasks the scheduler may hand it at once."""
     if executor == "inline":
-        return InlineBackend(config.step_retries, logger), 1
+        return InlineBackend(config.step_retries, logger, config.step_timeout), 1
     if executor == "processes":
-        backend = ProcessBackend(config.step_retries, config.fsync, logger, start_method=config.start_method)
+        backend = ProcessBackend(
+            config.step_retries,
+            config.fsync,
+            logger,
+            start_method=config.start_method,
+            step_timeout=config.step_timeout,
+        )
         backend.cuda_devices = config.cuda_devices
         return backend, 1_000_000
     raise PipelineValidationError([f"Unknown executor {executor!r}; choose one of {list(EXECUTORS)}."])

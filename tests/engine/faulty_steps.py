@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from distil_dagster.steps import Step, StepInput
 from distil_dagster.steps.typing import StepOutput
@@ -113,6 +114,38 @@ class Flaky(Step):
                 log.write(f"{rows[0]['id']}\n")
         if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.heal_marker):
             raise ValueError(f"flaky on {self.fault_id}")
+        for row in rows:
+            row["value"] = row["id"] * 10
+        yield rows
+
+
+class Stall(Step):
+    """Stalls on the batch holding ``fault_id`` while the file ``heal_marker`` does not exist.
+
+    ``mode``: ``sleep`` (blocked in a system call) or ``spin`` (a pure-Python loop).
+    """
+
+    fault_id: int = -1
+    heal_marker: str = ""
+    mode: str = "sleep"
+
+    signature_exclude = frozenset({"heal_marker", "mode"})
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["value"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.heal_marker):
+            if self.mode == "sleep":
+                time.sleep(3600)
+            while not os.path.exists(self.heal_marker):
+                pass
         for row in rows:
             row["value"] = row["id"] * 10
         yield rows
