@@ -66,7 +66,7 @@ class Count(GlobalStep):
         yield rows
 
 
-def build(shape: str, cache_dir: Path, rows: int = ROWS) -> Pipeline:
+def build(shape: str, cache_dir: Path | None, rows: int = ROWS) -> Pipeline:
     """One of the three pipeline shapes of the kill tests, over ``rows`` ids."""
     with Pipeline(name=f"kill-{shape}", cache_dir=cache_dir) as pipeline:
         load = LoadDataFromDicts(name="load", data=[{"id": i} for i in range(rows)], batch_size=8)
