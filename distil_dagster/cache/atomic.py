@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "fsync_dir", "temp_path"]
+__all__ = ["atomic_write", "atomic_write_bytes", "fsync_dir", "make_private_dirs", "sync_filesystem", "temp_path"]
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents user-only (0o700), whatever the umask.
+
+    ``Path.mkdir(parents=True, mode=...)`` applies ``mode`` to the last folder only.
+    """
+    if path.is_dir():
+        return
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
 
 
 def temp_path(path: Path) -> Path:
@@ -20,10 +36,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], fsync: bool) -> 
 
     Returns the size of the written file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as handle:
+        # user-only (0o600) like the cache folder: batches may hold private data
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
             write(handle)
             handle.flush()
             if fsync:
@@ -50,5 +67,26 @@ def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_filesystem(path: Path) -> bool:
+    """``syncfs(2)`` the filesystem holding ``path``: every file written and renamed on it so far
+    is durable, as if each had been fsynced with its folder. ``False`` where unavailable (not
+    Linux) or failed; the caller then fsyncs file by file.
+
+    One call makes a whole group of batch files durable: on small batches that costs a fraction
+    of one fsync per file plus one per folder.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return bool(libc.syncfs(fd) == 0)
     finally:
         os.close(fd)

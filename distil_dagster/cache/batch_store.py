@@ -4,11 +4,17 @@ Intermediate batches are pickled: they round-trip Python rows exactly (mixed typ
 structs with varying keys) so a resumed run feeds downstream steps the very rows the first run
 did; they are written by this process or its workers into a user-only folder. Leaf batches are
 Parquet, the contract ``create_distiset`` reads. Every write is atomic (temp name + rename).
+
+Both carry checksums, so a damaged file is reported rather than read as other rows: a pickled
+batch is framed as ``DDB1`` + CRC-32 of the pickle + the pickle; Parquet pages carry their CRC-32
+(``write_page_checksum``), verified on every read, and the footer's column names and row count
+are checked against a CRC-32 kept in the file's key-value metadata.
 """
 
 from __future__ import annotations
 
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +29,131 @@ __all__ = ["read_leaf_table", "read_rows", "rows_to_table", "write_rows"]
 Rows = list[dict[str, Any]]
 
 _WAY_OUT = "run again with use_cache=False, or delete the file to recompute that batch"
+_FRAME = b"DDB1"
+_CRC_BYTES = 4
+_TABLE_CHECK = b"distil_dagster.check"
+
+
+def _storage_problem(values: list[Any], kind: pa.DataType) -> str | None:
+    """What Arrow would store wrongly or Parquet cannot store (``None``: nothing), by walking type and values.
+
+    Arrow turns ``str`` and ``bytes`` into each other in a column holding both, and ``bool`` into
+    ``float`` in a column that also holds floats; Parquet has no struct without fields (``{}``).
+    """
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        if any(isinstance(v, str) for v in values):
+            return "mixes str and bytes values (str would be stored as bytes)"
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if any(isinstance(v, bytes) for v in values):
+            return "mixes str and bytes values (bytes would be stored as str)"
+    elif pa.types.is_floating(kind):
+        if any(isinstance(v, bool) for v in values):
+            return "mixes bool and float values (bools would be stored as floats)"
+    elif pa.types.is_struct(kind):
+        if kind.num_fields == 0:
+            return "holds empty dicts ({}), which Parquet cannot store"
+        for field in kind:
+            found = _storage_problem([v.get(field.name) for v in values if isinstance(v, dict)], field.type)
+            if found:
+                return f"field '{field.name}' {found}"
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _storage_problem([x for v in values if isinstance(v, (list, tuple)) for x in v], kind.value_type)
+    return None
+
+
+def _has_checked_types(kind: pa.DataType) -> bool:
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_struct(kind):
+        return True
+    if pa.types.is_floating(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return True
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_checked_types(kind.value_type)
+    return False
 
 
 def rows_to_table(rows: Rows, step: str) -> pa.Table:
-    """Rows as an Arrow table (columns in first-seen order); names the column that cannot convert."""
+    """Rows as an Arrow table (columns in first-seen order); names the column that cannot be stored as it is."""
     first = rows[0].keys()
     columns: dict[str, None] = dict.fromkeys(first)
     for row in rows:
         if row.keys() != first:
             columns.update(dict.fromkeys(row))
+    if not columns:
+        raise StepOutputError(
+            f"Step '{step}' produced {len(rows)} row(s) without any column; Parquet cannot store rows "
+            "without columns. Keep at least one column."
+        )
     arrays = {}
     for column in columns:
+        if not isinstance(column, str) or "\x00" in column:
+            raise StepOutputError(
+                f"Step '{step}' produced a column named {column!r}; column names must be strings without NUL characters."
+            )
+        values = [row.get(column) for row in rows]
         try:
-            arrays[column] = pa.array([row.get(column) for row in rows])
+            arrays[column] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
             raise StepOutputError(
                 f"Step '{step}' produced column '{column}' with values that cannot be stored together "
                 f"in Parquet ({exc}); make the column's values one type (None is fine)."
             ) from exc
+        problem = _storage_problem(values, arrays[column].type) if _has_checked_types(arrays[column].type) else None
+        if problem:
+            raise StepOutputError(f"Step '{step}' produced column '{column}' that {problem}; change its values.")
     return pa.table(arrays)
+
+
+def _table_check(table: pa.Table) -> bytes:
+    """A CRC-32 of the columns' names and types and the row count (what a damaged footer can silently change)."""
+    shape = [(field.name, _type_key(field.type)) for field in table.schema], table.num_rows
+    return str(zlib.crc32(repr(shape).encode("utf-8"))).encode()
+
+
+def _type_key(kind: pa.DataType) -> str:
+    """A type as text, without what Parquet does not keep (the name of a list's item field)."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"{'large_' if pa.types.is_large_list(kind) else ''}list<{_type_key(kind.value_type)}>"
+    if pa.types.is_struct(kind):
+        return "struct<" + ", ".join(f"{field.name}: {_type_key(field.type)}" for field in kind) + ">"
+    return str(kind)
+
+
+def _checked(table: pa.Table, path: Path) -> pa.Table:
+    """``table`` without its check, which must match (files of older caches have none)."""
+    metadata = dict(table.schema.metadata or {})
+    stored = metadata.pop(_TABLE_CHECK, None)
+    table = table.replace_schema_metadata(metadata or None)
+    if stored is not None and stored != _table_check(table):
+        raise CacheCorruptedError(f"Cache file {path} fails its checksum (damaged footer); {_WAY_OUT}.")
+    return table
 
 
 def write_rows(path: Path, rows: Rows, step: str, fsync: bool) -> int:
     """Write a batch atomically (Parquet if ``path`` ends in .parquet); returns the file size."""
     if path.suffix == ".parquet":
         table = rows_to_table(rows, step)
-        return atomic_write(path, lambda f: pq.write_table(table, f, compression="snappy"), fsync)
-    return atomic_write_bytes(path, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), fsync)
+        table = table.replace_schema_metadata({_TABLE_CHECK: _table_check(table)})
+        try:
+            return atomic_write(
+                path, lambda f: pq.write_table(table, f, compression="snappy", write_page_checksum=True), fsync
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise StepOutputError(f"Step '{step}' produced rows that Parquet cannot store ({exc}).") from exc
+    payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+    return atomic_write_bytes(path, _FRAME + zlib.crc32(payload).to_bytes(_CRC_BYTES, "big") + payload, fsync)
+
+
+def _unframe(data: bytes, path: Path) -> bytes:
+    """The pickle inside a framed batch file, its checksum verified (unframed files are older caches)."""
+    if not data.startswith(_FRAME):
+        if data.startswith(b"\x80"):  # written before checksums: a bare pickle
+            return data
+        raise CacheCorruptedError(f"Cache file {path} is not a batch file; {_WAY_OUT}.")
+    head = len(_FRAME) + _CRC_BYTES
+    payload = data[head:]
+    if zlib.crc32(payload) != int.from_bytes(data[len(_FRAME) : head], "big"):
+        raise CacheCorruptedError(f"Cache file {path} fails its checksum (damaged on disk); {_WAY_OUT}.")
+    return payload
 
 
 def _check_size(path: Path, size: int | None) -> None:
@@ -66,12 +170,13 @@ def read_rows(path: Path, size: int | None = None) -> Rows:
     _check_size(path, size)
     try:
         if path.suffix == ".parquet":
-            rows: Rows = pq.read_table(path).to_pylist()
+            rows: Rows = _checked(pq.read_table(path, page_checksum_verification=True), path).to_pylist()
             return rows
-        with open(path, "rb") as handle:
-            loaded = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, pa.ArrowException, ValueError) as exc:
-        raise CacheCorruptedError(f"Cache file {path} is unreadable ({exc}); {_WAY_OUT}.") from exc
+        loaded = pickle.loads(_unframe(path.read_bytes(), path))
+    except CacheCorruptedError:
+        raise
+    except Exception as exc:  # a damaged pickle can raise nearly anything (MemoryError, KeyError, ...)
+        raise CacheCorruptedError(f"Cache file {path} is unreadable ({exc!r}); {_WAY_OUT}.") from exc
     if not isinstance(loaded, list):
         raise CacheCorruptedError(f"Cache file {path} does not hold a batch of rows; {_WAY_OUT}.")
     return loaded
@@ -81,6 +186,6 @@ def read_leaf_table(path: Path, size: int | None = None) -> pa.Table:
     """Read a leaf Parquet file as an Arrow table (reported by path when corrupted)."""
     _check_size(path, size)
     try:
-        return pq.read_table(path)
+        return _checked(pq.read_table(path, page_checksum_verification=True), path)
     except (OSError, pa.ArrowException) as exc:
         raise CacheCorruptedError(f"Cache file {path} is unreadable ({exc}); {_WAY_OUT}.") from exc

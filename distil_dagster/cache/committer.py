@@ -1,8 +1,9 @@
 """The commit protocol, run on a background thread so encoding and fsync overlap step work.
 
 Data flow: the scheduler submits ``(record, rows, path)``; the writer thread writes the batch
-file atomically (temp name, fsync, rename), then appends the record to the journal (one line,
-fsync per drained group). Jobs are committed strictly in submission order, and the scheduler
+file atomically (temp name, rename), makes the drained group's files durable with one
+``syncfs`` of the cache's filesystem (or, where that is unavailable, an fsync per file and
+folder), then appends the group's records to the journal (one fsync). Jobs are committed strictly in submission order, and the scheduler
 submits a batch only after the batches it was built from, so the journal never counts a batch
 whose inputs are not counted. The first error stops the writer and is raised to the scheduler.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distil_dagster.cache.atomic import fsync_dir
+from distil_dagster.cache.atomic import fsync_dir, sync_filesystem
 from distil_dagster.cache.batch_store import write_rows
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
@@ -53,6 +54,10 @@ class BatchCommitter:
         self.fsync = fsync
         self.max_pending = max_pending
         self.journal = CommitJournal(layout.journal)
+        #: One syncfs per group covers the files (also those workers wrote) and their renames.
+        self.group_sync = fsync and sync_filesystem(layout.root)
+        #: Whether whoever writes a batch file must fsync it itself.
+        self.file_fsync = fsync and not self.group_sync
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._error: BaseException | None = None
@@ -126,13 +131,16 @@ class BatchCommitter:
         try:
             for job in group:
                 if job.path is not None and job.rows is not None:
-                    job.record.size = write_rows(job.path, job.rows, job.record.step, self.fsync)
+                    job.record.size = write_rows(job.path, job.rows, job.record.step, self.file_fsync)
                 if job.path is not None:
                     dirs.add(job.path.parent)
                 written.append(job.record)
         finally:
             # Whatever was written before a failure is still committed, in order.
-            if self.fsync:
+            if self.group_sync and dirs:
+                if not sync_filesystem(self.layout.root):
+                    raise OSError(f"syncfs failed on the cache folder {self.layout.root}")
+            elif self.fsync:
                 for directory in dirs:
                     fsync_dir(directory)
             self.journal.append(written, self.fsync)

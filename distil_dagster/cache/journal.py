@@ -6,16 +6,23 @@ by appending a retraction line before its file is removed, so the journal stays 
 A batch counts as done exactly when its line is in the journal, and its line is appended only
 after its file was renamed into place. A line cut short by a kill is the uncommitted tail and
 is dropped (the file is truncated back to the last whole line before appending again).
+
+Every line ends with ``"crc":<CRC-32 of the line without it>``: a line damaged on disk (a digit of
+a row count or a size changed) is reported, never read as another batch. Lines of journals
+written before checksums have none and are read as they are.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distil_dagster.cache.atomic import make_private_dirs
 from distil_dagster.errors import CacheCorruptedError
 
 __all__ = ["BatchRecord", "CommitJournal", "is_complete"]
@@ -65,7 +72,7 @@ class BatchRecord:
             data["routed"] = self.routed_to
         if self.source_seq is not None:
             data["source"] = self.source_seq
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return _seal(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
 
     @classmethod
     def from_json(cls, line: str) -> BatchRecord:
@@ -89,6 +96,25 @@ def is_complete(records: dict[int, BatchRecord]) -> bool:
     """Whether a step's committed batches are all of them: its last batch and every one before."""
     last = next((seq for seq, r in records.items() if r.last_batch), None)
     return last is not None and all(seq in records for seq in range(last + 1))
+
+
+_SEAL = re.compile(r',"crc":(\d+)\}$')
+
+
+def _seal(text: str) -> str:
+    """``text`` (a JSON object) with the CRC-32 of its UTF-8 bytes as a last member ``crc``."""
+    return f'{text[:-1]},"crc":{zlib.crc32(text.encode("utf-8"))}}}'
+
+
+def _unseal(line: str) -> str:
+    """A journal line without its ``crc``, which must match (raises ``ValueError``); older lines have none."""
+    match = _SEAL.search(line)
+    if match is None:
+        return line
+    text = line[: match.start()] + "}"
+    if zlib.crc32(text.encode("utf-8")) != int(match.group(1)):
+        raise ValueError("the line does not match its checksum")
+    return text
 
 
 def _retraction(line: str) -> tuple[str, int] | None:
@@ -125,7 +151,7 @@ class CommitJournal:
                     good_end += 1
                 continue
             try:
-                text = line.decode("utf-8")
+                text = _unseal(line.decode("utf-8"))
                 retracted = _retraction(text)
                 record = BatchRecord.from_json(text) if retracted is None else None
             except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
@@ -153,13 +179,14 @@ class CommitJournal:
 
     def retract(self, keys: list[tuple[str, int]], fsync: bool) -> None:
         """Un-commit batches (to recompute them): later reads no longer count them."""
-        self._write("".join(json.dumps({"retract": [s, q]}) + "\n" for s, q in keys), fsync)
+        lines = (_seal(json.dumps({"retract": [s, q]}, separators=(",", ":"), ensure_ascii=False)) for s, q in keys)
+        self._write("".join(line + "\n" for line in lines), fsync)
 
     def _write(self, text: str, fsync: bool) -> None:
         if not text:
             return
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         payload = text.encode("utf-8")
         view = memoryview(payload)

@@ -18,6 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from distil_dagster.cache.atomic import make_private_dirs
+
 __all__ = ["CacheLayout"]
 
 
@@ -73,11 +75,16 @@ class CacheLayout:
         return path.relative_to(self.root).as_posix()
 
     def create(self) -> None:
-        """Create the folder with user-only permissions."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for parent in (self.root.parent, self.root.parent.parent):
-            if parent.exists() and parent.stat().st_uid == os.getuid():
-                os.chmod(parent, 0o700)
+        """Create the folder, and the parents it lacks, with user-only permissions (0o700).
+
+        ``mkdir``'s mode is cut by the umask, hence the explicit ``chmod``. The signature folder
+        and the pipeline's folder are made user-only even when they exist (written by an older
+        version); an existing ``cache_dir`` and its parents are not ours to change.
+        """
+        make_private_dirs(self.root)
+        for path in (self.root, self.root.parent):
+            if path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o700)
 
     def clear_outputs(self) -> None:
         """Remove every output and state file (``use_cache=False``); keeps the lock and the log."""

@@ -23,7 +23,7 @@ __all__ = ["run_lock"]
 def run_lock(layout: CacheLayout, timeout: float, logger: logging.Logger) -> Iterator[None]:
     """Hold the folder's lock; wait up to ``timeout`` seconds (logged), then fail clearly."""
     layout.create()
-    lock = FileLock(str(layout.lock_file))
+    lock = FileLock(str(layout.lock_file), mode=0o600)
     owner_file = layout.root / ".lock.owner"
     try:
         lock.acquire(timeout=0)
@@ -46,7 +46,9 @@ def run_lock(layout: CacheLayout, timeout: float, logger: logging.Logger) -> Ite
                 f"{timeout:.0f} s; wait for it, or raise EngineConfig.lock_timeout."
             ) from exc
     try:
-        owner_file.write_text(str(os.getpid()))
+        fd = os.open(owner_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
         yield
     finally:
         lock.release()

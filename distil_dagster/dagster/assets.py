@@ -181,14 +181,14 @@ def build_pipeline_assets(
             pipeline,
             step,
             ids[step],
-            dag.predecessors(step),
+            [ids[p] for p in dag.predecessors(step)],
             _StepOp(pipeline, step, leaf_keys, resource_key),
             io_manager_key,
         )
         for step in dag.topological_order()
     ]
     dependencies = {
-        ids[step]: {f"after_{p}": DependencyDefinition(ids[p], _OUTPUT) for p in dag.predecessors(step)}
+        ids[step]: {f"after_{ids[p]}": DependencyDefinition(ids[p], _OUTPUT) for p in dag.predecessors(step)}
         for step in dag.topological_order()
     }
     outputs = {leaf: f"{ids[leaf]}_out" for leaf in leaves}

@@ -239,6 +239,7 @@ class EngineRun:
         if error is None:
             return EngineRunError(f"The engine run ended without finishing step '{step}'; see {log}.")
         reason = "was stopped" if self.stop_event.is_set() else "failed"
-        exc = EngineRunError(f"The engine run {reason} before step '{step}' finished: {error}. Log: {log}.")
+        detail = str(error).rstrip(".")
+        exc = EngineRunError(f"The engine run {reason} before step '{step}' finished: {detail}. Log: {log}.")
         exc.__cause__ = error
         return exc

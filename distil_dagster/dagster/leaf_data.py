@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset
 
-from distil_dagster.cache.atomic import atomic_write
+from distil_dagster.cache.atomic import atomic_write, make_private_dirs
 from distil_dagster.cache.batch_store import read_leaf_table
 from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
@@ -145,7 +145,7 @@ def arrow_file(output: LeafOutput) -> Path:
     path = folder / f"{output.step}.{fingerprint}.arrow"
     if path.exists():
         return path
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)
     schema = output.schema()
 
     def write(handle: Any) -> None:

@@ -23,11 +23,15 @@ def identifier(name: str) -> str:
 
 
 def step_identifiers(pipeline: Pipeline) -> dict[str, str]:
-    """Step name -> a unique identifier (op name and run-config key), in topological order."""
+    """Step name -> a unique identifier (op name and run-config key), in topological order.
+
+    Identifiers never start with ``_``: run-config keys are pydantic fields, which cannot.
+    """
     taken: set[str] = set()
     names: dict[str, str] = {}
     for step in pipeline.dag.topological_order():
-        base = candidate = identifier(step)
+        base = identifier(step)
+        base = candidate = f"step{base}" if base.startswith("_") else base
         suffix = 2
         while candidate in taken:
             candidate = f"{base}_{suffix}"

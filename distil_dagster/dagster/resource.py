@@ -42,7 +42,12 @@ class DistilDagsterResource(ConfigurableResource):
         default=None, description="Cache root; default: the pipeline's (DISTIL_DAGSTER_CACHE_DIR or ~/.cache)."
     )
     executor: str = Field(
-        default="processes", description="Engine backend: 'processes' (a worker per step replica) or 'inline'."
+        default="processes",
+        description="Engine backend: 'processes' (a worker per step replica), 'inline', or 'ray' (an actor per replica).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="With executor 'ray': the cluster to connect to ('auto', 'ray://host:10001'); default: RAY_ADDRESS or a local instance.",
     )
     use_cache: bool = Field(default=True, description="Resume from (or return) the cache; False recomputes.")
     step_retries: int = Field(
@@ -62,6 +67,11 @@ class DistilDagsterResource(ConfigurableResource):
     stop_timeout: float = Field(
         default=120.0, gt=0, description="Seconds to wait for in-flight batches when the run is terminated."
     )
+    step_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds one batch may take in a step before the run fails naming step, replica and batch.",
+    )
 
     _run_id: str | None = PrivateAttr(default=None)
     _engine_runs: dict[str, EngineRun] = PrivateAttr(default_factory=dict)
@@ -73,9 +83,12 @@ class DistilDagsterResource(ConfigurableResource):
             "step_retries": self.step_retries,
             "fsync": self.fsync,
             "lock_timeout": self.lock_timeout,
+            "step_timeout": self.step_timeout,
         }
         if self.cuda_devices is not None:
             values["cuda_devices"] = list(self.cuda_devices)
+        if self.ray_address is not None:
+            values["ray_address"] = self.ray_address
         return EngineConfig.model_validate(values)
 
     def settings(self) -> EngineSettings:

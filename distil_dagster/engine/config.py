@@ -28,6 +28,9 @@ class EngineConfig(BaseModel):
         step_timeout: seconds one batch (or one generator batch) may take in a step before the
             run fails with ``StepTimeoutError`` naming step, replica and batch (``None``: no limit).
             Committed batches are kept; the next run resumes from them.
+        ray_address: the Ray cluster of the ``ray`` executor when Ray is not initialized in this
+            process (``None``: ``RAY_ADDRESS``, a ``ray start`` cluster on this machine, else a new
+            local instance).
     """
 
     step_retries: NonNegativeInt = Field(default=2)
@@ -39,3 +42,4 @@ class EngineConfig(BaseModel):
     cuda_devices: list[int | str] | None = None
     progress_interval: PositiveFloat = 10.0
     step_timeout: PositiveFloat | None = None
+    ray_address: str | None = None

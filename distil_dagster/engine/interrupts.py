@@ -1,13 +1,15 @@
 """SIGINT/SIGTERM handling, installed and restored in one place.
 
 First signal: set the run's stop event (no new batches; in-flight ones finish and are committed).
-Second signal: exit at once. Either leaves a consistent cache: the journal only counts batches
-whose files are complete.
+Second signal: exit at once, killing the worker processes first (they ignore SIGINT and SIGTERM,
+and would otherwise finish their batch as orphans). Either leaves a consistent cache: the journal
+only counts batches whose files are complete.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -28,6 +30,8 @@ def interrupt_handlers(stop: threading.Event, logger: logging.Logger) -> Iterato
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             logger.warning("Second %s: exiting now; committed batches are kept.", signal.Signals(signum).name)
+            for child in multiprocessing.active_children():
+                child.kill()
             os._exit(128 + signum)
         stop.set()
         logger.warning(

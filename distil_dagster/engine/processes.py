@@ -22,34 +22,45 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from distil_dagster import errors
 from distil_dagster.engine.devices import assign_devices
+from distil_dagster.engine.remote_errors import convert_remote_error, load_error
+from distil_dagster.engine.remote_errors import task_label as _task_label
 from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec, worker_main
 from distil_dagster.errors import (
     RemoteError,
-    RemoteTraceback,
     StepExecutionError,
     StepLoadError,
     StepTimeoutError,
     WorkerDiedError,
 )
-from distil_dagster.steps.base import _Step
+from distil_dagster.steps.base import Step, _Step
 
 __all__ = ["ProcessBackend"]
 
 _STOP_TIMEOUT = 10.0
 
 
+def _task_key(task: Task) -> tuple[bool, int]:
+    return (True, task.seq_no) if isinstance(task, GenerateTask) else (False, task.batch.seq_no)
+
+
 @dataclass(eq=False)
 class _Replica:
+    """A worker process; it computes up to ``slots`` tasks at once (``Step.concurrent_batches``)."""
+
     step: str
     index: int
     process: BaseProcess
     conn: Connection
-    task: Task | None = None
-    started: float = 0.0
+    slots: int = 1
+    tasks: dict[tuple[bool, int], Task] = field(default_factory=dict)
+    started: dict[tuple[bool, int], float] = field(default_factory=dict)
     alive: bool = True
+
+    def label(self) -> str:
+        """The batches it holds, for messages."""
+        return ", ".join(_task_label(t) for t in self.tasks.values()) or "no batch"
 
 
 @dataclass
@@ -92,18 +103,6 @@ def _findable(top: str) -> bool:
         except (ImportError, ValueError, TypeError):
             continue
     return False
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
-
-
-def _task_label(task: Task | None) -> str:
-    if task is None:
-        return "no batch"
-    seq = task.seq_no if isinstance(task, GenerateTask) else task.batch.seq_no
-    return f"batch {seq}"
 
 
 class ProcessBackend:
@@ -167,7 +166,8 @@ class ProcessBackend:
                 )
                 process.start()
                 child.close()
-                replica = _Replica(name, index, process, parent)
+                slots = step.concurrent_batches() if isinstance(step, Step) and not step.is_global else 1
+                replica = _Replica(name, index, process, parent, slots=max(1, slots))
                 group.replicas.append(replica)
                 self.replicas.append(replica)
         self._await_loaded()
@@ -182,14 +182,9 @@ class ProcessBackend:
                     if kind == "log":
                         continue
                     if kind == "load_failed":
-                        error = StepLoadError(
-                            f"Step '{replica.step}' (replica {replica.index}) failed to load; no data was processed. "
-                            f"{_last_line(str(payload))}"
-                        )
-                        error.__cause__ = RemoteTraceback(str(payload))
-                        raise error
+                        raise load_error(replica.step, replica.index, str(payload))
                     pending.discard(replica)
-                    self.workers[replica.step].idle.append(replica)
+                    self.workers[replica.step].idle.extend([replica] * replica.slots)
                     self.logger.info("Step '%s' loaded (replica %d).", replica.step, replica.index)
                 elif replica.process.sentinel in ready:
                     raise StepLoadError(
@@ -217,6 +212,8 @@ class ProcessBackend:
     def submit(self, task: Task) -> None:
         step = task.step if isinstance(task, GenerateTask) else task.batch.step
         group = self.workers[step]
+        while group.idle and not group.idle[0].alive:
+            group.idle.popleft()
         if group.idle:
             self._send(group.idle.popleft(), task)
         elif any(r.alive for r in group.replicas):
@@ -225,13 +222,14 @@ class ProcessBackend:
             self._results.append(TaskResult(task, error=WorkerDiedError(f"Step '{step}' has no live worker left.")))
 
     def _send(self, replica: _Replica, task: Task) -> None:
-        replica.task = task
-        replica.started = time.monotonic()
+        key = _task_key(task)
+        replica.tasks[key] = task
+        replica.started[key] = time.monotonic()
         replica.conn.send(task)
 
     def receive(self) -> TaskResult:
         while not self._results:
-            busy = [r for r in self.replicas if r.task is not None]
+            busy = [r for r in self.replicas if r.tasks]
             if not busy:
                 raise RuntimeError("receive() called with no task running; this is a bug, please report it.")
             ready = wait([r.conn for r in busy] + [r.process.sentinel for r in busy], self._wait_timeout(busy))
@@ -248,7 +246,7 @@ class ProcessBackend:
         """Seconds until the first running task reaches the step timeout (``None``: no limit)."""
         if self.step_timeout is None or not busy:
             return None
-        first = min(r.started for r in busy) + self.step_timeout
+        first = min(min(r.started.values()) for r in busy) + self.step_timeout
         return max(0.0, first - time.monotonic())
 
     def _expire(self, busy: list[_Replica]) -> None:
@@ -256,18 +254,18 @@ class ProcessBackend:
         assert self.step_timeout is not None
         now = time.monotonic()
         for replica in busy:
-            if replica.task is None or now - replica.started < self.step_timeout:
+            if not replica.tasks or now - min(replica.started.values()) < self.step_timeout:
                 continue
             self.logger.error(
                 "Step '%s' (replica %d) exceeded the step timeout of %ss on %s; stopping its worker.",
                 replica.step,
                 replica.index,
                 f"{self.step_timeout:g}",
-                _task_label(replica.task),
+                replica.label(),
             )
             error = StepTimeoutError(
                 f"Step '{replica.step}' (replica {replica.index}) took longer than the step timeout of "
-                f"{self.step_timeout:g}s on {_task_label(replica.task)}; its worker was stopped. Committed "
+                f"{self.step_timeout:g}s on {replica.label()}; its worker was stopped. Committed "
                 "batches are kept and the next run resumes from them (raise EngineConfig.step_timeout if "
                 "the step is just slow)."
             )
@@ -295,10 +293,11 @@ class ProcessBackend:
         if kind != "result":
             return
         result: TaskResult = payload
-        result.task = replica.task if replica.task is not None else result.task
+        key = _task_key(result.task)
+        result.task = replica.tasks.pop(key, result.task)  # the scheduler's own object
+        replica.started.pop(key, None)
         if isinstance(result.error, RemoteError):
-            result.error = self._convert(replica, result.error)
-        replica.task = None
+            result.error = convert_remote_error(result.error, replica.step, replica.index, result.task)
         group = self.workers[replica.step]
         if group.queue:
             self._send(replica, group.queue.popleft())
@@ -306,37 +305,17 @@ class ProcessBackend:
             group.idle.append(replica)
         self._results.append(result)
 
-    def _convert(self, replica: _Replica, remote: RemoteError) -> errors.DistilDagsterError:
-        """The worker's error as the class inline execution raises (traceback text as cause)."""
-        cls = getattr(errors, remote.kind, None)
-        label = f"step '{replica.step}' (replica {replica.index}, {_task_label(replica.task)})"
-        error: errors.DistilDagsterError
-        if isinstance(replica.task, GenerateTask) and not (
-            isinstance(cls, type) and issubclass(cls, StepExecutionError)
-        ):
-            error = errors.GeneratorStepError(f"Generator step '{replica.step}' failed in {label}: {remote}.")
-        elif (
-            isinstance(cls, type)
-            and issubclass(cls, errors.DistilDagsterError)
-            and cls is not errors.PipelineValidationError
-        ):
-            error = cls(f"{remote.message} [in {label}]")
-        else:
-            error = StepExecutionError(f"{remote.kind} in {label}: {remote.message}")
-        error.__cause__ = RemoteTraceback(remote.traceback)
-        return error
-
     def _died(self, replica: _Replica) -> None:
         replica.process.join(1.0)
         error = WorkerDiedError(
             f"The worker of step '{replica.step}' (replica {replica.index}) died with exit code "
-            f"{replica.process.exitcode} while processing {_task_label(replica.task)}; committed batches are "
+            f"{replica.process.exitcode} while processing {replica.label()}; committed batches are "
             "kept and the next run resumes from them."
         )
         self._fail(replica, error)
 
     def _fail(self, replica: _Replica, error: StepExecutionError) -> None:
-        """Retire a dead or stopped worker: its task fails with ``error`` (which stops the run).
+        """Retire a dead or stopped worker: its tasks fail with ``error`` (which stops the run).
 
         Tasks queued for its step fail too once no replica of the step is left; the other
         workers finish what they hold, so their results are still committed.
@@ -345,9 +324,10 @@ class ProcessBackend:
             replica.process.kill()
             replica.process.join(_STOP_TIMEOUT)
         replica.alive = False
-        task, replica.task = replica.task, None
-        assert task is not None
-        self._results.append(TaskResult(task, error=error))
+        tasks = list(replica.tasks.values())
+        replica.tasks.clear()
+        replica.started.clear()
+        self._results.extend(TaskResult(task, error=error) for task in tasks)
         group = self.workers[replica.step]
         if not any(r.alive for r in group.replicas):
             while group.queue:

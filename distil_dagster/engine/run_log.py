@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from distil_dagster.cache.atomic import make_private_dirs
 
 __all__ = ["LOGGER_NAME", "run_logging"]
 
@@ -23,7 +26,8 @@ def run_logging(log_file: Path | None, console: bool = True) -> Iterator[logging
     logger = logging.getLogger(LOGGER_NAME)
     handlers: list[logging.Handler] = []
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(log_file.parent)
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # user-only, as the cache
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     if console and not logging.getLogger().handlers:
         handlers.append(logging.StreamHandler(sys.stderr))

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import tempfile
@@ -180,8 +181,11 @@ def run_pipeline(
     executor: str = "processes",
     config: EngineConfig | None = None,
     dry_run: bool = False,
+    ray_address: str | None = None,
 ) -> Distiset:
     """Run ``pipeline`` to completion and return its Distiset (see ``Pipeline.run``)."""
+    if ray_address is not None:
+        config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
     saved = _runtime_values(pipeline) if dry_run else None
     temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None
     try:
@@ -213,23 +217,46 @@ def _runtime_values(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     return values
 
 
-EXECUTORS = ("processes", "inline")
+EXECUTORS = ("processes", "inline", "ray")
 
 
-def make_backend(executor: str, config: EngineConfig, logger: logging.Logger) -> tuple[WorkerBackend, int]:
-    """The backend for ``executor`` and how many tasks the scheduler may hand it at once."""
+def _require_ray() -> None:
+    """Ray is an optional dependency: a clear error, before any work, when it is missing."""
+    if importlib.util.find_spec("ray") is None:
+        raise PipelineValidationError(
+            ["executor='ray' needs Ray, which is not installed: pip install 'distil_dagster[ray]'."]
+        )
+
+
+def make_backend(
+    executor: str, config: EngineConfig, logger: logging.Logger, file_fsync: bool | None = None
+) -> tuple[WorkerBackend, int]:
+    """The backend for ``executor`` and how many tasks the scheduler may hand it at once.
+
+    ``file_fsync``: whether local workers fsync the files they write (``False`` when the
+    committer syncs the filesystem per group; default ``config.fsync``). Ray actors may write on
+    other nodes, so they always follow ``config.fsync``.
+    """
     if executor == "inline":
         return InlineBackend(config.step_retries, logger, config.step_timeout), 1
     if executor == "processes":
         backend = ProcessBackend(
             config.step_retries,
-            config.fsync,
+            config.fsync if file_fsync is None else file_fsync,
             logger,
             start_method=config.start_method,
             step_timeout=config.step_timeout,
         )
         backend.cuda_devices = config.cuda_devices
         return backend, 1_000_000
+    if executor == "ray":
+        _require_ray()
+        from distil_dagster.engine.ray_backend import RayBackend  # Ray is optional: imported only when used
+
+        ray_backend = RayBackend(
+            config.step_retries, config.fsync, logger, address=config.ray_address, step_timeout=config.step_timeout
+        )
+        return ray_backend, 1_000_000
     raise PipelineValidationError([f"Unknown executor {executor!r}; choose one of {list(EXECUTORS)}."])
 
 
@@ -260,6 +287,8 @@ def execute_pipeline(
     config = config or EngineConfig()
     if executor not in EXECUTORS:
         raise PipelineValidationError([f"Unknown executor {executor!r}; choose one of {list(EXECUTORS)}."])
+    if executor == "ray":
+        _require_ray()
     apply_parameters(pipeline, parameters or {})
     if steps is not None:
         unknown = [s for s in steps if s not in pipeline.dag]
@@ -326,7 +355,7 @@ def _execute(
         max_pending=config.max_pending_writes,
         on_commit=listener.on_commit if listener is not None else None,
     )
-    backend, capacity = make_backend(executor, config, logger)
+    backend, capacity = make_backend(executor, config, logger, file_fsync=committer.file_fsync)
     scheduler = Scheduler(
         dag,
         layout,

@@ -25,6 +25,7 @@ from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.batch_manager import BatchManager
 from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Task, TaskResult
 from distil_dagster.errors import DistilDagsterError, RunInterrupted
+from distil_dagster.steps.base import Step
 
 if TYPE_CHECKING:
     from distil_dagster.pipeline.dag import DAG
@@ -111,6 +112,7 @@ class Scheduler:
         self._pending: dict[str, int] = {}
         self._in_flight = 0
         self._started: dict[int, float] = {}
+        self._bounds: dict[str, int] = {}
 
     def _load(self, record: BatchRecord) -> Rows:
         if record.file is None:
@@ -206,8 +208,14 @@ class Scheduler:
         return None
 
     def _queue_bound(self, step: str) -> int:
-        """Batches of ``step`` allowed in flight or queued before generators pause (backpressure)."""
-        return 2 * int(self.dag.step(step).resources.replicas or 1)
+        """Batches of ``step`` allowed in flight or queued before generators pause (backpressure):
+        twice what its replicas compute at once."""
+        bound = self._bounds.get(step)
+        if bound is None:
+            node = self.dag.step(step)
+            slots = node.concurrent_batches() if isinstance(node, Step) and not node.is_global else 1
+            bound = self._bounds[step] = 2 * int(node.resources.replicas or 1) * max(1, slots)
+        return bound
 
     def _slices(self, batch: Batch) -> list[list[SliceRef]]:
         slices = []

@@ -3,7 +3,8 @@
 Data flow: the parent sends the step (pickled, loaded here), then tasks naming input slices of
 committed batch files and an output path; the worker reads its inputs, runs the step (retries
 and imputation as inline), writes the output file atomically and sends back counts. Logs travel
-to the parent over the same pipe. SIGINT is ignored: the parent decides when to stop.
+to the parent over the same pipe. SIGINT and SIGTERM are ignored: the parent decides when to
+stop (a signal to the whole process group must not kill the workers under a graceful stop).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,7 +33,7 @@ from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Tas
 from distil_dagster.errors import RemoteError
 from distil_dagster.steps.base import GeneratorStep, Step, _Step
 
-__all__ = ["WorkerSpec", "worker_main"]
+__all__ = ["TaskRunner", "WorkerSpec", "load_step", "worker_main"]
 
 
 @dataclass
@@ -75,15 +78,27 @@ def _unpickle_step(spec: WorkerSpec) -> _Step:
     return step
 
 
-class _PipeLogHandler(logging.Handler):
-    def __init__(self, conn: Connection, prefix: str) -> None:
-        super().__init__()
+class _Pipe:
+    """The worker's end of its pipe; sends are serialized (results and logs come from several threads)."""
+
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.lock = threading.Lock()
+
+    def send(self, message: object) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+
+class _PipeLogHandler(logging.Handler):
+    def __init__(self, pipe: _Pipe, prefix: str) -> None:
+        super().__init__()
+        self.pipe = pipe
         self.prefix = prefix
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(OSError, ValueError):  # the parent is gone; nothing left to tell
-            self.conn.send(("log", record.levelno, f"{self.prefix} {self.format(record)}"))
+            self.pipe.send(("log", record.levelno, f"{self.prefix} {self.format(record)}"))
 
 
 class _FileCache:
@@ -92,8 +107,13 @@ class _FileCache:
     def __init__(self, size: int = 8) -> None:
         self.size = size
         self.files: OrderedDict[str, Rows] = OrderedDict()
+        self.lock = threading.Lock()
 
     def rows(self, ref: SliceRef) -> Rows:
+        with self.lock:
+            return self._rows(ref)
+
+    def _rows(self, ref: SliceRef) -> Rows:
         rows = self.files.get(ref.path)
         if rows is None:
             rows = read_rows(Path(ref.path), ref.size)
@@ -105,27 +125,67 @@ class _FileCache:
         return rows[ref.start : ref.end]
 
 
-def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    """Entry point of a worker process (spawned or forked from the forkserver)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.update(spec.env)
-    logger = logging.getLogger("distil_dagster")
-    logger.handlers[:] = [_PipeLogHandler(conn, f"[{spec.name}:{spec.replica}]")]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def load_step(spec: WorkerSpec) -> tuple[_Step | None, str]:
+    """Recreate and load the step of ``spec``: ``(step, "")``, or ``(None, traceback text)`` on failure."""
     try:
         step = _unpickle_step(spec)
     except BaseException:
-        conn.send(("load_failed", "The step could not be recreated in its worker process:\n" + traceback.format_exc()))
-        return
+        return None, "The step could not be recreated in its worker process:\n" + traceback.format_exc()
     try:
         step.load()
     except BaseException:
-        conn.send(("load_failed", traceback.format_exc()))
+        return None, traceback.format_exc()
+    return step, ""
+
+
+class TaskRunner:
+    """Runs the tasks of one loaded step replica, one at a time (any backend's worker side).
+
+    Keeps what lives across tasks: the generator's iterator (recreated from the task's offset
+    after a restart) and the last input files read.
+    """
+
+    def __init__(self, step: _Step, spec: WorkerSpec, logger: logging.Logger) -> None:
+        self.step = step
+        self.spec = spec
+        self.logger = logger
+        self.generator: Iterator[tuple[Rows, bool]] | None = None
+        self.files = _FileCache()
+
+    def run(self, task: Task) -> TaskResult:
+        """Compute ``task``, write its output file and return the counts (errors as ``RemoteError``)."""
+        started = time.perf_counter()
+        if isinstance(task, GenerateTask):
+            assert isinstance(self.step, GeneratorStep)
+            if self.generator is None:
+                self.generator = self.step.process_applying_mappings(task.offset)
+            result = _generate(self.step, self.generator, task, self.spec)
+        else:
+            assert isinstance(self.step, Step)
+            result = _process(self.step, task, self.files, self.spec, self.logger)
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a worker process (spawned or forked from the forkserver)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ.update(spec.env)
+    pipe = _Pipe(conn)
+    logger = logging.getLogger("distil_dagster")
+    logger.handlers[:] = [_PipeLogHandler(pipe, f"[{spec.name}:{spec.replica}]")]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    step, failure = load_step(spec)
+    if step is None:
+        pipe.send(("load_failed", failure))
         return
-    conn.send(("loaded", None))
-    generator: Iterator[tuple[Rows, bool]] | None = None
-    files = _FileCache()
+    pipe.send(("loaded", None))
+    runner = TaskRunner(step, spec, logger)
+    slots = step.concurrent_batches() if isinstance(step, Step) and not step.is_global else 1
+    # Several batches at once (I/O-bound steps): computed in threads; the parent never sends more.
+    pool = ThreadPoolExecutor(slots, thread_name_prefix=spec.name) if slots > 1 else None
     try:
         while True:
             try:
@@ -134,18 +194,13 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 return  # the parent died
             if task is None:
                 return
-            started = time.perf_counter()
-            if isinstance(task, GenerateTask):
-                assert isinstance(step, GeneratorStep)
-                if generator is None:
-                    generator = step.process_applying_mappings(task.offset)
-                result = _generate(step, generator, task, spec)
+            if pool is None:
+                pipe.send(("result", runner.run(task)))
             else:
-                assert isinstance(step, Step)
-                result = _process(step, task, files, spec, logger)
-            result.seconds = time.perf_counter() - started
-            conn.send(("result", result))
+                pool.submit(lambda t: pipe.send(("result", runner.run(t))), task)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         step.unload()
 
 

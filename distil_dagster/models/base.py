@@ -3,18 +3,19 @@
 A model is a pydantic model with runtime parameters, held by a step. Its dump carries a
 ``type_info`` so a step's model comes back from ``pipeline.yaml``; live state (clients, weights,
 event loops) lives in private attributes, reset when the model is pickled (steps travel to worker
-processes before ``load()``).
+processes before ``load()``) or deep-copied (the Dagster layer copies a pipeline per run).
 """
 
 from __future__ import annotations
 
-import importlib
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from distil_dagster.mixins.runtime_parameters import RuntimeParametersMixin
+from distil_dagster.type_info import resolve_type_info
 
 __all__ = ["Model"]
 
@@ -41,24 +42,39 @@ class Model(RuntimeParametersMixin, ABC):
     def from_dict(cls: type[ModelT], data: dict[str, Any]) -> ModelT:
         """Rebuild a model from its dump (``type_info`` names the class, which must be a ``cls``)."""
         data = dict(data)
-        info = data.pop("type_info", None) or {}
-        module, name = str(info.get("module")), str(info.get("name"))
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in name.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import {cls.__name__} class '{module}.{name}' ({exc}).") from exc
+        info = data.pop("type_info", None)
+        obj = resolve_type_info(info, f"{cls.__name__} class")  # a TypeInfoError is a ValueError
         if not (isinstance(obj, type) and issubclass(obj, cls)):
-            raise ValueError(f"'{module}.{name}' is not a {cls.__name__} class.")
+            raise ValueError(f"'{info['module']}.{info['name']}' is not a {cls.__name__} class.")
+        if any(not isinstance(key, str) for key in data):
+            raise ValueError(f"{cls.__name__} fields must be named by strings, got {sorted(map(repr, data))}.")
         model: ModelT = obj(**data)
         return model
 
     def __getstate__(self) -> dict[Any, Any]:
         state: dict[Any, Any] = super().__getstate__()
-        private = self.__private_attributes__.items()
-        state["__pydantic_private__"] = {n: a.get_default(call_default_factory=True) for n, a in private}
+        state["__pydantic_private__"] = None  # live state is recreated fresh on unpickling
         return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        object.__setattr__(self, "__pydantic_private__", self._fresh_private())
+
+    def __deepcopy__(self: ModelT, memo: dict[int, Any] | None = None) -> ModelT:
+        """A deep copy of the fields; live state starts fresh, as after unpickling (locks, loops and
+        clients cannot be copied, and a copy must not share them)."""
+        memo = {} if memo is None else memo
+        cls = type(self)
+        copied = cls.__new__(cls)
+        memo[id(self)] = copied
+        object.__setattr__(copied, "__dict__", copy.deepcopy(self.__dict__, memo))
+        object.__setattr__(copied, "__pydantic_extra__", copy.deepcopy(self.__pydantic_extra__, memo))
+        object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(copied, "__pydantic_private__", self._fresh_private())
+        return copied
+
+    def _fresh_private(self) -> dict[str, Any]:
+        return {n: a.get_default(call_default_factory=True) for n, a in self.__private_attributes__.items()}
 
     def load(self) -> None:
         """Prepare the backend (open clients, load weights). Called once in the worker."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline", "default_cache_dir"]
 
-Executor = Literal["inline", "processes"]
+Executor = Literal["inline", "processes", "ray"]
 
 
 def default_cache_dir() -> Path:
@@ -135,6 +135,7 @@ class Pipeline:
         *,
         executor: Executor = "processes",
         config: EngineConfig | None = None,
+        ray_address: str | None = None,
     ) -> Distiset:
         """Run the pipeline (resuming from the cache when possible) and return its Distiset.
 
@@ -143,12 +144,19 @@ class Pipeline:
             use_cache: resume from (or return) what the cache holds; ``False`` starts clean.
             executor: ``"processes"`` runs every step replica in its own process (steps must be
                 importable: define them in a module, or in a script under ``if __name__ == "__main__":``);
-                ``"inline"`` runs every step in this process, one after another (debugging, notebooks).
+                ``"inline"`` runs every step in this process, one after another (debugging, notebooks);
+                ``"ray"`` runs every step replica as a Ray actor (``pip install 'distil_dagster[ray]'``).
             config: engine settings (retries, durability, lock timeout).
+            ray_address: with ``executor="ray"``, the cluster to connect to when Ray is not
+                initialized yet (``"auto"``, ``"ray://host:10001"``; default: ``RAY_ADDRESS``, a
+                ``ray start`` cluster on this machine, else a new local instance); sets
+                ``EngineConfig.ray_address``.
         """
         from distil_dagster.engine.runner import run_pipeline
 
-        return run_pipeline(self, parameters=parameters, use_cache=use_cache, executor=executor, config=config)
+        return run_pipeline(
+            self, parameters=parameters, use_cache=use_cache, executor=executor, config=config, ray_address=ray_address
+        )
 
     def dry_run(self, parameters: dict[str, dict[str, Any]] | None = None, batch_size: int = 1) -> Distiset:
         """Run one batch of ``batch_size`` rows from each generator in a throw-away cache.

@@ -22,11 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = ["DAG", "Routing"]
 
+_RESERVED_COLUMN = "distilabel_metadata"
+"""Written by the engine and tasks (errors, raw outputs, statistics); steps may read it, not declare it."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
 def unsafe_name_reason(name: str) -> str | None:
     """Why ``name`` cannot be a step or pipeline name (it becomes a folder name), or ``None``."""
+    if not isinstance(name, str):
+        return f"it is a {type(name).__name__}, not a string"
     if not _SAFE_NAME.match(name) or name in (".", "..") or ".." in name:
         return "use letters, digits, '_', '-' and '.' only (at most 128 characters, no '..')"
     return None
@@ -191,6 +195,16 @@ class DAG:
                 available |= flowing[pred]
             inputs = _columns_dict(step.inputs)
             outputs = _columns_dict(step.outputs)
+            for column in step.get_outputs():
+                if not isinstance(column, str) or "\x00" in column:
+                    problems.append(
+                        f"Step '{name}' outputs column {column!r}; column names must be strings without NUL."
+                    )
+            if _RESERVED_COLUMN in step.get_outputs():
+                problems.append(
+                    f"Step '{name}' outputs column '{_RESERVED_COLUMN}', which is reserved for row metadata; "
+                    "rename it (e.g. with output_mappings)."
+                )
             for key in step.input_mappings:
                 if key not in inputs:
                     problems.append(
@@ -248,6 +262,10 @@ class DAG:
         return problems
 
     def _validate_parameters(self, parameters: dict[str, dict[str, Any]]) -> list[str]:
+        if not isinstance(parameters, dict):
+            return [
+                f"Runtime parameters must be a mapping {{step name: {{parameter: value}}}}, got {type(parameters).__name__}."
+            ]
         problems = []
         for step_name, values in parameters.items():
             if step_name not in self.graph:

@@ -1,13 +1,15 @@
 """``pipeline.yaml``: dump a pipeline to a dict/YAML and rebuild it.
 
 Loading only imports and instantiates step classes (subclasses of the step base) and routing
-functions marked as such — never an arbitrary callable named in the data. YAML is read with
-``yaml.safe_load``. Secrets are never written.
+functions marked as such — never an arbitrary callable named in the data (see
+``distil_dagster.type_info``). YAML is read with ``yaml.safe_load``; documents nested too deeply
+or expanding (through aliases) past a bound are refused. Every problem of a document is reported
+in one ``PipelineValidationError`` naming the file. Secrets are never written.
 """
 
 from __future__ import annotations
 
-import importlib
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ from distil_dagster import __version__
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.routing import RoutingBatchFunction
 from distil_dagster.pipeline.signature import canonical
+from distil_dagster.type_info import TypeInfoError, resolve_type_info
 
 if TYPE_CHECKING:
     from distil_dagster.pipeline.base import Pipeline
@@ -60,66 +63,186 @@ def dump_yaml(pipeline: Pipeline) -> str:
     return yaml.safe_dump(dump_pipeline(pipeline), sort_keys=False, allow_unicode=True)
 
 
-def _import(module: str, qualname: str, what: str) -> Any:
+# Bounds on a loaded document: deeper nesting overflows the stack of recursive code, and YAML
+# aliases can make a small file expand to billions of values.
+MAX_DEPTH = 100
+MAX_VALUES = 10_000_000
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse documents nested deeper than ``MAX_DEPTH``, expanding (aliases) past ``MAX_VALUES``, or recursive.
+
+    Sizes are memoized per object, so an alias bomb is measured without being expanded.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(value: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise PipelineValidationError([f"{source}: values nested more than {MAX_DEPTH} levels deep."])
+        if isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            children = list(value)
+        else:
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise PipelineValidationError([f"{source}: a value contains itself (a recursive YAML alias)."])
+        active.add(key)
+        total = 1 + sum(size(child, depth + 1) for child in children)
+        active.discard(key)
+        if total > MAX_VALUES:
+            raise PipelineValidationError([f"{source}: more than {MAX_VALUES} values once YAML aliases are expanded."])
+        sizes[key] = total
+        return total
+
+    size(data, 0)
+
+
+def _resolve(type_info: Any, kind: str, what: str, problems: list[str]) -> Any:
     try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise PipelineValidationError([f"{what}: cannot import '{module}.{qualname}' ({exc})."]) from exc
-    return obj
+        return resolve_type_info(type_info, kind)
+    except TypeInfoError as exc:
+        problems.append(f"{what}: {exc}.")
+        return None
+
+
+def _load_steps(steps_spec: list[Any], source: str, problems: list[str]) -> None:
+    """Create the steps of ``steps_spec`` in the active pipeline; collect what is wrong."""
+    from distil_dagster.steps.base import _Step
+
+    for index, entry in enumerate(steps_spec):
+        if not isinstance(entry, dict) or not isinstance(entry.get("step"), dict):
+            problems.append(f"{source}: pipeline.steps[{index}] must be a mapping with 'name' and 'step' mappings.")
+            continue
+        name = entry.get("name")
+        what = f"{source}: step {name!r}"
+        if not isinstance(name, str):
+            problems.append(f"{what} (pipeline.steps[{index}]): the name must be a string.")
+            continue
+        step_data = dict(entry["step"])
+        type_info = step_data.pop("type_info", None)
+        step_data.pop("runtime_parameters_info", None)
+        if "pipeline" in step_data:
+            problems.append(f"{what}: 'pipeline' is not a step field.")
+            continue
+        cls = _resolve(type_info, "step class", what, problems)
+        if cls is None:
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, _Step)) or inspect.isabstract(cls):
+            problems.append(f"{what}: '{type_info['module']}.{type_info['name']}' is not a step class.")
+            continue
+        if any(not isinstance(key, str) for key in step_data):
+            problems.append(f"{what}: field names must be strings, got {sorted(map(repr, step_data))}.")
+            continue
+        try:
+            cls(**{**step_data, "name": name})
+        except (TypeError, ValueError, RecursionError) as exc:
+            problems.append(f"{what}: cannot be created from its fields: {exc}")
+
+
+def _load_connections(pipeline: Pipeline, connections: Any, source: str, problems: list[str]) -> None:
+    if not isinstance(connections, list):
+        problems.append(f"{source}: 'pipeline.connections' must be a list.")
+        return
+    for index, conn in enumerate(connections):
+        where = f"{source}: pipeline.connections[{index}]"
+        targets = conn.get("to") if isinstance(conn, dict) else None
+        if targets is None and isinstance(conn, dict):
+            targets = []
+        if not isinstance(conn, dict) or not isinstance(targets, list):
+            problems.append(f"{where} must be a mapping with 'from' (a step) and 'to' (a list of steps).")
+            continue
+        unknown = [s for s in [conn.get("from"), *targets] if not isinstance(s, str) or s not in pipeline.dag]
+        if unknown:
+            problems.append(f"{where} names unknown step(s) {unknown}; steps are {pipeline.dag.names}.")
+            continue
+        for target in targets:
+            pipeline.add_edge(conn["from"], target)
+
+
+def _load_routing(pipeline: Pipeline, routings: Any, source: str, problems: list[str]) -> None:
+    if not isinstance(routings, list):
+        problems.append(f"{source}: 'pipeline.routing_batch_functions' must be a list.")
+        return
+    for index, entry in enumerate(routings):
+        where = f"{source}: pipeline.routing_batch_functions[{index}]"
+        fn_spec = entry.get("routing_batch_function") if isinstance(entry, dict) else None
+        targets = entry.get("targets") if isinstance(entry, dict) else None
+        if not isinstance(fn_spec, dict) or not isinstance(targets, list):
+            problems.append(f"{where} must be a mapping with 'step', 'routing_batch_function' and 'targets'.")
+            continue
+        upstream = entry.get("step")
+        unknown = [s for s in [upstream, *targets] if not isinstance(s, str) or s not in pipeline.dag]
+        if unknown:
+            problems.append(f"{where} names unknown step(s) {unknown}; steps are {pipeline.dag.names}.")
+            continue
+        what = f"{source}: routing of step {upstream!r}"
+        obj = _resolve(fn_spec, "routing batch function", what, problems)
+        kwargs = fn_spec.get("kwargs") or {}
+        if obj is None:
+            continue
+        if isinstance(obj, RoutingBatchFunction):
+            function = obj
+        elif getattr(obj, "__distil_dagster_routing_factory__", False) is True and isinstance(kwargs, dict):
+            try:
+                function = obj(**{str(k): v for k, v in kwargs.items()})
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{what}: cannot be created from its kwargs: {exc}")
+                continue
+        else:
+            problems.append(f"{what}: '{fn_spec['module']}.{fn_spec['name']}' is not a routing batch function.")
+            continue
+        pipeline.dag.add_routing(upstream, function, list(targets))
+
+
+def _pipeline_fields(spec: dict[Any, Any], source: str) -> dict[str, Any]:
+    problems = []
+    fields = {
+        "name": spec.get("name"),
+        "description": spec.get("description"),
+        "seed": spec.get("seed", 0),
+        "enable_metadata": spec.get("enable_metadata", False),
+    }
+    for key, kind in (("name", str), ("description", str), ("seed", int), ("enable_metadata", bool)):
+        value = fields[key]
+        optional = key in ("name", "description")
+        wrong_bool = kind is int and isinstance(value, bool)
+        if (value is None and not optional) or (value is not None and (not isinstance(value, kind) or wrong_bool)):
+            problems.append(f"{source}: 'pipeline.{key}' must be {kind.__name__}, got {type(value).__name__}.")
+    if problems:
+        raise PipelineValidationError(problems)
+    return fields
 
 
 def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
-    """Rebuild a pipeline from :func:`dump_pipeline` output."""
+    """Rebuild a pipeline from :func:`dump_pipeline` output; a bad document raises one error listing its problems."""
     from distil_dagster.pipeline.base import Pipeline
-    from distil_dagster.steps.base import _Step
 
     if not isinstance(data, dict) or not isinstance(data.get("pipeline"), dict):
         raise PipelineValidationError([f"{source}: expected a mapping with a 'pipeline' key."])
+    _check_size(data, source)
     spec = data["pipeline"]
-    problems: list[str] = []
     steps_spec = spec.get("steps") or []
     if not isinstance(steps_spec, list):
         raise PipelineValidationError([f"{source}: 'pipeline.steps' must be a list."])
-    pipeline = Pipeline(
-        name=spec.get("name"),
-        description=spec.get("description"),
-        seed=spec.get("seed", 0),
-        enable_metadata=bool(spec.get("enable_metadata", False)),
-    )
+    pipeline = Pipeline(**_pipeline_fields(spec, source))
+    problems: list[str] = []
     with pipeline:
-        for entry in steps_spec:
-            step_data = dict(entry.get("step") or {}) if isinstance(entry, dict) else {}
-            name = entry.get("name") if isinstance(entry, dict) else None
-            type_info = step_data.pop("type_info", None) or {}
-            step_data.pop("runtime_parameters_info", None)
-            what = f"{source}: step {name!r}"
-            cls = _import(str(type_info.get("module")), str(type_info.get("name")), what)
-            if not (isinstance(cls, type) and issubclass(cls, _Step)):
-                problems.append(f"{what}: '{type_info.get('module')}.{type_info.get('name')}' is not a step class.")
-                continue
-            try:
-                cls(**{**step_data, "name": name})
-            except (TypeError, ValueError) as exc:
-                problems.append(f"{what}: cannot be created from its fields: {exc}")
+        _load_steps(steps_spec, source, problems)
         if problems:
             raise PipelineValidationError(problems)
-        for conn in spec.get("connections") or []:
-            for target in conn.get("to") or []:
-                pipeline.add_edge(conn["from"], target)
-        for entry in spec.get("routing_batch_functions") or []:
-            fn_spec = entry["routing_batch_function"]
-            obj = _import(fn_spec["module"], fn_spec["name"], f"{source}: routing of step {entry['step']!r}")
-            if isinstance(obj, RoutingBatchFunction):
-                function = obj
-            elif getattr(obj, "__distil_dagster_routing_factory__", False):
-                function = obj(**(fn_spec.get("kwargs") or {}))
-            else:
-                raise PipelineValidationError(
-                    [f"{source}: '{fn_spec['module']}.{fn_spec['name']}' is not a routing batch function."]
-                )
-            pipeline.dag.add_routing(entry["step"], function, list(entry["targets"]))
+        _load_connections(pipeline, spec.get("connections") or [], source, problems)
+        _load_routing(pipeline, spec.get("routing_batch_functions") or [], source, problems)
+    try:
+        pipeline.validate()
+    except PipelineValidationError as exc:
+        problems.extend(f"{source}: {p}" for p in exc.problems)
+    if problems:
+        raise PipelineValidationError(problems)
     return pipeline
 
 
@@ -128,6 +251,8 @@ def load_yaml(path: str | Path) -> Pipeline:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PipelineValidationError([f"{path}: cannot read pipeline YAML ({exc})."]) from exc
+    except RecursionError as exc:
+        raise PipelineValidationError([f"{path}: cannot read pipeline YAML (nested too deeply)."]) from exc
     return load_pipeline(data, source=str(path))

@@ -236,6 +236,15 @@ class Step(_Step):
         default=50, description="The number of rows that will contain the batches processed by the step."
     )
 
+    def concurrent_batches(self) -> int:
+        """Batches one replica may compute at once, in threads of its worker (1: one at a time).
+
+        More than one only pays for steps that wait on I/O with the GIL released (e.g. requests
+        to an LLM server): the next batch starts while the last requests of the previous one
+        are still out. ``process`` must then be thread-safe.
+        """
+        return 1
+
     @abstractmethod
     def process(self, *inputs: StepInput) -> StepOutput:
         """Process the rows of one batch (one list per predecessor) and yield the output rows."""

@@ -8,11 +8,16 @@ A crash is simulated by dropping the last journal lines of an unfinished leaf.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import pickle
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from distil_dagster.cache.batch_store import read_leaf_table, read_rows, write_rows
 from distil_dagster.distiset import create_distiset
 from distil_dagster.errors import CacheCorruptedError
 from distil_dagster.pipeline import Pipeline
@@ -178,3 +183,79 @@ def test_use_cache_false_recovers_from_a_corrupted_cache(tmp_path: Path, cache, 
     (cache(pipeline).root / "data/label/00001.parquet").write_bytes(b"garbage")
 
     assert rows(build(tmp_path).run(use_cache=False)) == EXPECTED
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".parquet"])
+def test_a_flipped_byte_anywhere_in_a_batch_file_is_never_read_as_other_rows(tmp_path: Path, suffix: str) -> None:
+    # Sizes match after a bad block on disk: only checksums tell (pickle frame CRC, Parquet page CRCs).
+    rows = [{"id": i, "text": f"row {i} " * 3, "score": i / 7, "tags": [f"t{i}"], "meta": {"n": i}} for i in range(6)]
+    path = tmp_path / f"00001{suffix}"
+    size = write_rows(path, rows, "step", fsync=False)
+    content = path.read_bytes()
+    read = read_rows if suffix == ".pkl" else lambda p, s: read_leaf_table(p, s).to_pylist()
+    silent = []
+    for offset in range(len(content)):
+        path.write_bytes(content[:offset] + bytes([content[offset] ^ 0x5A]) + content[offset + 1 :])
+        try:
+            got = read(path, size)
+        except CacheCorruptedError as exc:
+            assert str(path) in str(exc)
+            continue
+        if got != rows:
+            silent.append(offset)
+    assert not silent, f"bytes flipped at {silent[:10]} were read as other rows"
+
+
+def test_a_bare_pickle_from_an_older_cache_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "00001.pkl"
+    path.write_bytes(pickle.dumps([{"id": 1}], protocol=pickle.HIGHEST_PROTOCOL))
+
+    assert read_rows(path) == [{"id": 1}]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, None],
+        ["a", None],
+        [b"x", None],
+        [["a"], []],
+        [[[1]], [[2, 3]]],
+        [[{"a": 1}], [{"a": 2, "b": [1.5]}]],
+        [{"k": {"x": [1]}}, {"k": None}],
+        [datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), None],
+        [datetime.date(2020, 1, 1), None],
+        [decimal.Decimal("1.5"), None],
+        [None, None],
+    ],
+)
+def test_every_column_type_passes_its_own_leaf_checksum(tmp_path: Path, values: list) -> None:
+    rows = [{"id": i, "value": v} for i, v in enumerate(values)]
+    path = tmp_path / "00001.parquet"
+    size = write_rows(path, rows, "step", fsync=False)
+
+    assert read_leaf_table(path, size).to_pylist() == read_rows(path, size)  # no false alarm
+    assert read_leaf_table(path, size).schema.metadata is None  # the check stays internal
+
+
+def test_a_changed_digit_in_the_journal_is_reported_not_read_as_another_batch(tmp_path: Path, cache) -> None:
+    pipeline = build(tmp_path)
+    pipeline.run()
+    folder = cache(pipeline)
+    lines = folder.journal_path.read_text().splitlines(keepends=True)
+    assert '"rows":5' in lines[1]
+    lines[1] = lines[1].replace('"rows":5', '"rows":4')  # still valid JSON: only the checksum tells
+    folder.journal_path.write_text("".join(lines))
+
+    with pytest.raises(CacheCorruptedError, match=rf"Commit journal {folder.journal_path} is corrupted at line 2"):
+        build(tmp_path).run()
+
+
+def test_a_journal_without_checksums_is_still_read(tmp_path: Path, cache, rows) -> None:
+    pipeline = build(tmp_path)
+    pipeline.run()
+    folder = cache(pipeline)
+    text = re.sub(r',"crc":\d+\}', "}", folder.journal_path.read_text())
+    folder.journal_path.write_text(text)
+
+    assert rows(build(tmp_path).run()) == EXPECTED

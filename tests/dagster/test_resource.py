@@ -10,9 +10,13 @@ import pytest
 
 from distil_dagster.dagster import DistilDagsterResource, EngineRunError
 from distil_dagster.dagster.engine_run import EngineRun
+from distil_dagster.models import OpenAILLM
 from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts
+from distil_dagster.steps.tasks import TextGeneration
 from tests.dagster import pipelines
 from tests.dagster.conftest import EXAMPLE_GRAPH, Run, materialization
+from tests.models.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,6 +40,19 @@ def test_an_engine_failure_fails_the_op_naming_the_step(run: Run, cache_dir: Pat
     assert "before step 'explode' finished" in text
     assert "the global step exploded" in text
     assert "pipeline.log" in text
+
+
+def test_a_pipeline_with_an_async_llm_materializes(run: Run, cache_dir: Path) -> None:
+    # The engine run deep-copies the pipeline: an LLM's lock and event loop must not be copied.
+    with FakeOpenAIServer() as server:
+        with Pipeline(name="llm-assets", cache_dir=cache_dir) as pipeline:
+            llm = OpenAILLM(model="fake", base_url=server.base_url, api_key="-", max_retries=0)
+            load = LoadDataFromDicts(name="load", data=[{"instruction": f"say {i}"} for i in range(3)])
+            load >> TextGeneration(name="gen", llm=llm)
+        result = run(pipeline)
+
+    assert result.success
+    assert materialization(result, dg.AssetKey(["llm_assets", "gen"]))["dagster/row_count"] == 3
 
 
 def test_an_invalid_runtime_parameter_fails_the_first_op(run: Run, example: Pipeline) -> None:

@@ -38,6 +38,8 @@ def _run(
             str(cache_dir),
             "--kill-after",
             str(kill_after),
+            "--executor",
+            executor,
         ],
         start_new_session=True,
         stdout=subprocess.PIPE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 from distil_dagster.steps import Step, StepInput
@@ -148,4 +149,140 @@ class Stall(Step):
                 pass
         for row in rows:
             row["value"] = row["id"] * 10
+        yield rows
+
+
+def _tell(line: str) -> None:
+    """One line on stderr for the test driving the run, with this process group (its session)."""
+    sys.stderr.write(f"{line} pgid={os.getpgid(0)}\n")
+    sys.stderr.flush()
+
+
+class Crash(Step):
+    """Adds ``double``; on the batch holding ``fault_id`` its process dies, once.
+
+    Attributes:
+        fault: ``kill`` (SIGKILL itself) or ``exit`` (``os._exit(3)``).
+        fault_id: the row id that triggers the fault.
+        heal_marker: created just before the process dies; while it exists the step behaves.
+    """
+
+    fault: str = "kill"
+    fault_id: int = -1
+    heal_marker: str = ""
+
+    signature_exclude = frozenset({"heal_marker"})
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["double"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.heal_marker):
+            open(self.heal_marker, "w").close()
+            if self.fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(3)
+        for row in rows:
+            row["double"] = row["id"] * 2
+        yield rows
+
+
+class ExitOnLoad(Step):
+    """Its ``load()`` exits the process (``os._exit(3)``) while ``heal_marker`` does not exist."""
+
+    heal_marker: str = ""
+
+    signature_exclude = frozenset({"heal_marker"})
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["loaded"]
+
+    def load(self) -> None:
+        super().load()
+        if not os.path.exists(self.heal_marker):
+            _tell(f"step {self.name} exits in load")
+            os._exit(3)
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        for row in rows:
+            row["loaded"] = True
+        yield rows
+
+
+class Herald(Step):
+    """Adds ``<column>`` (a hash of ``id``) and tells on stderr where it is, to be signalled there.
+
+    ``herald <name> loading`` when ``load()`` starts (which then takes ``load_seconds``);
+    ``herald <name> reached <id>`` when a batch holding one of ``announce`` starts (which then
+    takes ``pause`` seconds more). Each line ends with ``pgid=<the process group>``.
+    """
+
+    column: str = "herald"
+    load_seconds: float = 0.0
+    announce: list[int] = []
+    pause: float = 0.0
+
+    signature_exclude = frozenset({"load_seconds", "announce", "pause"})
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self.column]
+
+    def load(self) -> None:
+        super().load()
+        if self.load_seconds:
+            _tell(f"herald {self.name} loading")
+            time.sleep(self.load_seconds)
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        reached = [r["id"] for r in rows if r["id"] in self.announce]
+        if reached:
+            _tell(f"herald {self.name} reached {reached[0]}")
+            time.sleep(self.pause)
+        for row in rows:
+            row[self.column] = f"{self.name}-{row['id'] * 7919 % 10007}"
+        yield rows
+
+
+class Gate(Step):
+    """Passes rows through; the batch holding ``gate_id`` waits until ``gate_file`` exists.
+
+    It tells ``gate <name> waiting`` on stderr first, and gives up (raises) after 60 s.
+    """
+
+    gate_id: int = -1
+    gate_file: str = ""
+
+    signature_exclude = frozenset({"gate_file"})
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        rows = inputs[0]
+        if any(r["id"] == self.gate_id for r in rows):
+            _tell(f"gate {self.name} waiting")
+            deadline = time.monotonic() + 60
+            while not os.path.exists(self.gate_file):  # a test double: polling a file is fine here
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"gate {self.gate_file} never opened")
+                time.sleep(0.02)
         yield rows

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import pickle
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from distil_dagster.models import OpenAILLM
+from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts
+from distil_dagster.steps.tasks import TextGeneration
 from tests.models.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -108,6 +114,25 @@ def test_in_flight_requests_never_exceed_max_concurrency(server: FakeOpenAIServe
     assert server.max_in_flight == limit
 
 
+def test_batches_generated_from_several_threads_share_one_concurrency_limit(server: FakeOpenAIServer) -> None:
+    server.latency = 0.02
+    llm = make_llm(server, max_concurrency=6)
+    batches = [[chat(f"b{b}-q{i}") for i in range(10)] for b in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(llm.generate, batches))
+    for b, outputs in enumerate(results):
+        assert [o["generations"][0] for o in outputs] == [f"echo: b{b}-q{i}" for i in range(10)]
+    assert server.max_in_flight == 6
+    llm.unload()
+
+
+def test_a_task_with_an_async_llm_computes_enough_batches_at_once_to_stay_busy(server: FakeOpenAIServer) -> None:
+    llm = OpenAILLM(model="m", base_url=server.base_url, api_key=SECRET, max_concurrency=10)
+    assert TextGeneration(name="t", llm=llm, input_batch_size=10).concurrent_batches() == 2
+    assert TextGeneration(name="t", llm=llm, input_batch_size=4).concurrent_batches() == 4
+    assert TextGeneration(name="t", llm=llm, input_batch_size=1).concurrent_batches() == 8
+
+
 class User(BaseModel):
     name: str
     age: int
@@ -169,6 +194,17 @@ def test_pickling_drops_the_live_client(server: FakeOpenAIServer) -> None:
     assert generate(copy, "again")[0]["generations"] == ["echo: again"]
 
 
+def test_deep_copy_starts_the_live_state_fresh(server: FakeOpenAIServer) -> None:
+    # The Dagster layer deep-copies the pipeline of every run; the lock, loop and clients cannot be copied.
+    llm = make_llm(server)
+    generate(llm, "warm up")
+    copied = copy.deepcopy(llm)
+    assert copied._clients == [] and copied._free is None and copied._event_loop is None
+    assert copied._loop_lock is not llm._loop_lock and copied.api_key == llm.api_key
+    copied.load()
+    assert generate(copied, "again")[0]["generations"] == ["echo: again"]
+
+
 def test_generate_works_inside_a_running_event_loop(server: FakeOpenAIServer) -> None:
     llm = make_llm(server)
 
@@ -178,3 +214,19 @@ def test_generate_works_inside_a_running_event_loop(server: FakeOpenAIServer) ->
     outputs = asyncio.run(caller())
     llm.unload()
     assert outputs[0]["generations"] == ["echo: from a notebook"]
+
+
+@pytest.mark.parametrize("executor", ["processes", "inline"])
+def test_a_pipeline_keeps_the_server_busy_across_batch_boundaries(
+    server: FakeOpenAIServer, executor: str, tmp_path: Path
+) -> None:
+    server.latency = 0.05
+    rows = [{"instruction": f"q{i}"} for i in range(40)]
+    with Pipeline(name="busy", cache_dir=tmp_path) as pipeline:
+        load = LoadDataFromDicts(name="load", data=rows, batch_size=40)
+        llm = OpenAILLM(model="m", base_url=server.base_url, api_key=SECRET, max_concurrency=8)
+        load >> TextGeneration(name="gen", llm=llm, input_batch_size=4)
+    out = pipeline.run(executor=executor)["default"]["train"]
+    assert out["generation"] == [f"echo: q{i}" for i in range(40)]
+    # Processes: 3 batches of 4 rows at once, capped by the LLM's 8; inline: one batch at a time.
+    assert server.max_in_flight == (8 if executor == "processes" else 4)

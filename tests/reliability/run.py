@@ -22,6 +22,11 @@ from tests.reliability.harness import Figures, Scenario, format_table, run_scena
 #: Modules holding ``SCENARIOS``, in the table's order.
 SCENARIO_MODULES = [
     "tests.reliability.kill",
+    "tests.reliability.faults_workers",
+    "tests.reliability.faults_llm",
+    "tests.reliability.faults_files",
+    "tests.reliability.faults_concurrency",
+    "tests.reliability.faults_signals",
 ]
 
 

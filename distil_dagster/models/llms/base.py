@@ -4,7 +4,7 @@ An LLM is a pydantic model with runtime parameters (``generation_kwargs``, ``str
 ...) that become nested runtime parameters of the task holding it. The task calls ``load()`` once
 in the worker, ``generate(inputs, num_generations, **generation_kwargs)`` per batch and
 ``unload()`` at the end. ``AsyncLLM`` implements ``generate`` by running ``agenerate`` for every
-input on an event loop owned by the instance, at most ``max_concurrency`` at a time; a failed
+input on an event loop owned by the instance (in a thread of its own), at most ``max_concurrency`` at a time; a failed
 input becomes a ``None`` generation with its error text instead of failing the batch.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from abc import abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from pydantic import (
@@ -107,7 +107,10 @@ class LLM(Model):
 class AsyncLLM(LLM):
     """An LLM whose requests run concurrently on an event loop owned by the instance.
 
-    Subclasses implement ``agenerate`` for one input. ``generate`` runs a batch through it.
+    Subclasses implement ``agenerate`` for one input. ``generate`` runs a batch through it and
+    may be called from several threads at once (a worker computing several batches of one step
+    concurrently): every call runs on the instance's loop, in a thread of its own, and one
+    semaphore keeps at most ``max_concurrency`` requests in flight across all of them.
 
     Attributes:
         max_concurrency: the most requests in flight at once.
@@ -120,13 +123,21 @@ class AsyncLLM(LLM):
     signature_exclude: ClassVar[frozenset[str]] = frozenset({"max_concurrency"})
 
     _event_loop: asyncio.AbstractEventLoop | None = PrivateAttr(default=None)
+    _loop_thread: threading.Thread | None = PrivateAttr(default=None)
+    _loop_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _semaphore: asyncio.Semaphore | None = PrivateAttr(default=None)
 
     @property
     def event_loop(self) -> asyncio.AbstractEventLoop:
-        """This instance's event loop (created on first use, and again after ``unload()``)."""
-        if self._event_loop is None or self._event_loop.is_closed():
-            self._event_loop = asyncio.new_event_loop()
-        return self._event_loop
+        """This instance's event loop, running in its own thread (started on first use, and again
+        after ``unload()``)."""
+        with self._loop_lock:
+            if self._event_loop is None or self._event_loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name=f"{type(self).__name__}-loop", daemon=True)
+                thread.start()
+                self._event_loop, self._loop_thread, self._semaphore = loop, thread, None
+            return self._event_loop
 
     @abstractmethod
     async def agenerate(self, input: ChatType, num_generations: int = 1, **kwargs: Any) -> GenerateOutput:
@@ -137,18 +148,13 @@ class AsyncLLM(LLM):
         return self.run_in_loop(self._agenerate_all(inputs, num_generations, **kwargs))
 
     def run_in_loop(self, coro: Any) -> Any:
-        """Run ``coro`` to completion on this instance's loop (from a helper thread if the caller
-        is itself inside a running loop, e.g. a notebook)."""
-        loop = self.event_loop
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return loop.run_until_complete(coro)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(loop.run_until_complete, coro).result()
+        """Run ``coro`` to completion on this instance's loop and return its result (thread-safe)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.event_loop).result()
 
     async def _agenerate_all(self, inputs: list[ChatType], num_generations: int, **kwargs: Any) -> list[GenerateOutput]:
-        semaphore = asyncio.Semaphore(self.max_concurrency or 1)
+        if self._semaphore is None:  # created on the loop's thread, shared by every call
+            self._semaphore = asyncio.Semaphore(self.max_concurrency or 1)
+        semaphore = self._semaphore
 
         async def one(conversation: ChatType) -> GenerateOutput:
             async with semaphore:
@@ -164,10 +170,14 @@ class AsyncLLM(LLM):
         return f"{type(exc).__name__}: {exc}"
 
     def unload(self) -> None:
-        """Close the event loop (subclasses close their clients first)."""
-        loop = self._event_loop
+        """Stop and close the event loop (subclasses close their clients first)."""
+        with self._loop_lock:
+            loop, thread = self._event_loop, self._loop_thread
+            self._event_loop, self._loop_thread, self._semaphore = None, None, None
         if loop is not None and not loop.is_closed():
-            self.run_in_loop(loop.shutdown_asyncgens())
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join()
             loop.close()
-        self._event_loop = None
         super().unload()

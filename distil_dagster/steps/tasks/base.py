@@ -11,13 +11,14 @@ output formatting fails keeps its output columns ``None`` with ``error_<task>`` 
 from __future__ import annotations
 
 import logging
+import math
 from abc import abstractmethod
 from typing import Any, ClassVar
 
 from pydantic import Field, PositiveInt, field_validator
 
 from distil_dagster.mixins.runtime_parameters import RuntimeParameter
-from distil_dagster.models.llms.base import LLM, failed_output
+from distil_dagster.models.llms.base import LLM, AsyncLLM, failed_output
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 from distil_dagster.steps.base import Step, StepInput
 from distil_dagster.steps.typing import StepOutput
@@ -26,6 +27,8 @@ __all__ = ["Task", "group_dicts"]
 
 METADATA = "distilabel_metadata"
 _LOGGER = logging.getLogger("distil_dagster.steps.tasks")
+#: Upper bound of ``Task.concurrent_batches`` (batches held in memory by one replica at once).
+_MAX_CONCURRENT_BATCHES = 8
 
 
 def group_dicts(*dicts: dict[str, Any]) -> dict[str, list[Any]]:
@@ -85,6 +88,14 @@ class Task(Step):
     def required_gpus(self) -> int:
         """GPUs per replica: the LLM's (or ``resources.gpus`` when larger)."""
         return max(super().required_gpus(), self.llm.required_gpus())
+
+    def concurrent_batches(self) -> int:
+        """With an ``AsyncLLM``: enough batches to keep ``max_concurrency`` requests in flight, plus
+        one, so that no batch boundary leaves the server idle (the LLM's semaphore bounds requests)."""
+        if not isinstance(self.llm, AsyncLLM):
+            return 1
+        rows = self.input_batch_size or 1
+        return min(math.ceil((self.llm.max_concurrency or 1) / rows) + 1, _MAX_CONCURRENT_BATCHES)
 
     def load(self) -> None:
         """Check the generation kwargs and load the LLM."""

@@ -1,0 +1,61 @@
+"""The ``type_info`` of ``pipeline.yaml`` (a module and a qualified name) resolved safely.
+
+A ``pipeline.yaml`` names the classes of its steps, models and routing functions. Resolving a
+name never calls anything named in the data: the name must be a dotted path of public
+identifiers (no ``__globals__``-style walks), modules of the standard library are refused before
+anything is imported (no step, model or routing function lives there, and importing some of them
+has side effects), and the caller checks that what it gets is the kind of class it expects
+before instantiating it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import keyword
+import sys
+from typing import Any
+
+__all__ = ["TypeInfoError", "resolve_type_info"]
+
+
+class TypeInfoError(ValueError):
+    """A ``type_info`` that is malformed, refused or cannot be imported (the message says which)."""
+
+
+def _dotted(value: object, public: bool) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    parts = value.split(".")
+    return all(p.isidentifier() and not keyword.iskeyword(p) and not (public and p.startswith("_")) for p in parts)
+
+
+def resolve_type_info(type_info: Any, kind: str) -> Any:
+    """Import ``type_info["module"]`` and return its attribute ``type_info["name"]`` (dotted).
+
+    Args:
+        type_info: ``{"module": ..., "name": ...}`` from the data.
+        kind: what the caller expects (``"step class"``), for the messages.
+
+    Raises:
+        TypeInfoError: ``type_info`` is not ``{"module": ..., "name": ...}`` with dotted
+            identifiers, names a standard-library module, or cannot be imported.
+    """
+    if not isinstance(type_info, dict):
+        raise TypeInfoError(f"type_info must be a mapping with 'module' and 'name', got {type(type_info).__name__}")
+    module, name = type_info.get("module"), type_info.get("name")
+    label = f"'{module}.{name}'"
+    if not _dotted(module, public=False) or not _dotted(name, public=True):
+        raise TypeInfoError(f"{label} is not a module path and a public qualified name")
+    assert isinstance(module, str) and isinstance(name, str)
+    if module.split(".")[0] in sys.stdlib_module_names:
+        raise TypeInfoError(f"{label} is not a {kind} (the standard library holds none; it was not imported)")
+    try:
+        obj: Any = importlib.import_module(module)
+    except Exception as exc:  # a user module may fail to import in any way; report it by name
+        raise TypeInfoError(f"cannot import {label} ({type(exc).__name__}: {exc})") from exc
+    for part in name.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise TypeInfoError(f"cannot import {label} ({exc})") from exc
+    return obj

@@ -1,0 +1,87 @@
+"""SIGTERM to a run's whole process group (``kill -TERM -<pgid>``, a batch scheduler stopping a job).
+
+The workers and the forkserver are in the group too. They must not die of it: a dead forkserver
+makes every worker look dead (exit code 255), which failed the run with ``WorkerDiedError``
+instead of stopping it gracefully. The run stops with ``RunInterrupted`` and the next resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from distil_dagster.distiset import create_distiset
+from tests.reliability.children.pipelines import Spec
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = ROOT / "tests" / "reliability" / "children" / "fault_target.py"
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def _run(spec: Spec, cache: Path, signal_on: str | None = None) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, str(TARGET), "--spec", spec.to_json(), "--cache-dir", str(cache), "--executor", "processes"]
+    proc = subprocess.Popen(
+        args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if signal_on is not None and signal_on in line:
+            os.killpg(proc.pid, signal.SIGTERM)
+            signal_on = None
+    return proc.wait(60), "".join(lines)
+
+
+@pytest.mark.parametrize("phase", ["load", "run"])
+def test_sigterm_to_the_group_stops_gracefully_and_the_run_resumes(tmp_path: Path, phase: str) -> None:
+    spec = Spec(name="sigterm", rows=60)
+    first = spec.replace(load_seconds=2.0) if phase == "load" else spec.replace(announce=[30], pause=0.5)
+    when = "herald work loading" if phase == "load" else "herald work reached 30"
+
+    code, stderr = _run(first, tmp_path, signal_on=when)
+
+    assert code == 130, stderr[-3000:]
+    assert "error: RunInterrupted" in stderr and "WorkerDiedError" not in stderr
+    code, stderr = _run(spec, tmp_path)
+    assert code == 0, stderr[-3000:]
+    (folder,) = (tmp_path / "sigterm").iterdir()
+    assert sorted(create_distiset(folder)["leaf"]["train"]["id"]) == list(range(60))
+
+
+def test_a_second_sigterm_exits_at_once_and_leaves_no_worker_behind(tmp_path: Path) -> None:
+    # Workers ignore SIGTERM (the first one is the run's to handle): the second must not leave them orphaned.
+    spec = Spec(name="sigterm", rows=60)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, str(TARGET), "--spec", spec.replace(announce=[30], pause=30.0).to_json()]
+    args += ["--cache-dir", str(tmp_path), "--executor", "processes"]
+    proc = subprocess.Popen(
+        args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "herald work reached 30" in line:
+            os.killpg(proc.pid, signal.SIGTERM)
+        if "SIGTERM received" in line:
+            os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(10) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("processes of the run outlived it (the worker sleeping in its batch)")
+
+    code, stderr = _run(spec, tmp_path)
+    assert code == 0, stderr[-3000:]
