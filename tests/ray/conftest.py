@@ -19,9 +19,10 @@ if importlib.util.find_spec("ray") is None:  # Ray is optional: pip install 'dis
     collect_ignore_glob = ["test_*.py"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[str]:
-    """Start a local Ray instance for the session; yields its address (for ``RAY_ADDRESS``)."""
+    """Start a local Ray instance for this folder's tests (stopped after its last one, so no Ray
+    runtime lingers in the process for other folders); yields its address (for ``RAY_ADDRESS``)."""
     import ray
 
     started = not ray.is_initialized()
