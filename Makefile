@@ -52,6 +52,7 @@ reliability: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 bench: $(VENV)/.installed
 	$(PY) benchmarks/inline_throughput.py
 	$(PY) benchmarks/ray_throughput.py
+	$(PY) benchmarks/group_durability.py
 	$(MAKE) -C benchmarks bench
 
 clean:
