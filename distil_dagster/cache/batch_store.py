@@ -170,7 +170,7 @@ def read_rows(path: Path, size: int | None = None) -> Rows:
     _check_size(path, size)
     try:
         if path.suffix == ".parquet":
-            rows: Rows = _checked(pq.read_table(path, page_checksum_verification=True), path).to_pylist()
+            rows: Rows = _read_parquet(path).to_pylist()
             return rows
         loaded = pickle.loads(_unframe(path.read_bytes(), path))
     except CacheCorruptedError:
@@ -182,10 +182,17 @@ def read_rows(path: Path, size: int | None = None) -> Rows:
     return loaded
 
 
+def _read_parquet(path: Path) -> pa.Table:
+    """One of our Parquet files, its checksums verified (``ParquetFile``: a third of
+    ``pq.read_table``'s cost on small files, which go through the dataset layer)."""
+    with pq.ParquetFile(path, page_checksum_verification=True) as parquet:
+        return _checked(parquet.read(), path)
+
+
 def read_leaf_table(path: Path, size: int | None = None) -> pa.Table:
     """Read a leaf Parquet file as an Arrow table (reported by path when corrupted)."""
     _check_size(path, size)
     try:
-        return _checked(pq.read_table(path, page_checksum_verification=True), path)
+        return _read_parquet(path)
     except (OSError, pa.ArrowException) as exc:
         raise CacheCorruptedError(f"Cache file {path} is unreadable ({exc}); {_WAY_OUT}.") from exc

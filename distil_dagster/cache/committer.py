@@ -3,9 +3,13 @@
 Data flow: the scheduler submits ``(record, rows, path)``; the writer thread writes the batch
 file atomically (temp name, rename), makes the drained group's files durable with one
 ``syncfs`` of the cache's filesystem (or, where that is unavailable, an fsync per file and
-folder), then appends the group's records to the journal (one fsync). Jobs are committed strictly in submission order, and the scheduler
-submits a batch only after the batches it was built from, so the journal never counts a batch
-whose inputs are not counted. The first error stops the writer and is raised to the scheduler.
+folder), then appends the group's records to the journal. With ``syncfs`` the journal lines need
+no fsync of their own: the next group's ``syncfs`` (or ``close``) makes them durable before any
+later line is written, so a power loss can only cut the journal's tail, never open a hole in it.
+Without it the journal is fsynced per group. Jobs are committed strictly in submission order,
+and the scheduler submits a batch only after the batches it was built from, so the journal never
+counts a batch whose inputs are not counted. The first error stops the writer and is raised to
+the scheduler.
 """
 
 from __future__ import annotations
@@ -38,27 +42,30 @@ class BatchCommitter:
     Args:
         layout: the signature folder.
         fsync: fsync files, folders and the journal (survives power loss, not only kills).
-        max_pending: submitted-but-unwritten batches before ``submit`` blocks (bounds memory).
-        on_commit: called on the writer thread with each group of records once they are durable.
+        max_pending_rows: rows of submitted-but-unwritten batches before ``submit`` blocks (bounds
+            memory; a batch whose file a worker already wrote counts as one row).
+        on_commit: called on the writer thread with each group of records once they are committed
+            (durable against kills; against power loss at the next group's sync).
     """
 
     def __init__(
         self,
         layout: CacheLayout,
         fsync: bool = True,
-        max_pending: int = 16,
+        max_pending_rows: int = 20_000,
         on_commit: Callable[[list[BatchRecord]], None] | None = None,
     ) -> None:
         self.layout = layout
         self.on_commit = on_commit
         self.fsync = fsync
-        self.max_pending = max_pending
+        self.max_pending_rows = max_pending_rows
         self.journal = CommitJournal(layout.journal)
         #: One syncfs per group covers the files (also those workers wrote) and their renames.
         self.group_sync = fsync and sync_filesystem(layout.root)
         #: Whether whoever writes a batch file must fsync it itself.
         self.file_fsync = fsync and not self.group_sync
         self._jobs: deque[_Job] = deque()
+        self._pending_rows = 0
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False
@@ -74,11 +81,13 @@ class BatchCommitter:
         """
         if path is not None:
             record.file = self.layout.relative(path)
+        weight = max(1, len(rows)) if rows is not None else 1
         with self._cond:
-            while len(self._jobs) >= self.max_pending and self._error is None:
+            while self._jobs and self._pending_rows + weight > self.max_pending_rows and self._error is None:
                 self._cond.wait(timeout=1.0)
             self._raise_error()
             self._jobs.append(_Job(record, rows, path))
+            self._pending_rows += weight
             self._cond.notify_all()
 
     def flush(self) -> None:
@@ -94,7 +103,11 @@ class BatchCommitter:
             self._closing = True
             self._cond.notify_all()
         self._thread.join()
-        self.journal.close()
+        try:
+            if self.group_sync:
+                self.journal.sync()  # the last group's lines (earlier ones: each next syncfs)
+        finally:
+            self.journal.close()
         with self._cond:
             self._raise_error()
 
@@ -111,6 +124,7 @@ class BatchCommitter:
                     return
                 group = list(self._jobs)
                 self._jobs.clear()
+                self._pending_rows = 0
                 self._busy = True
                 self._cond.notify_all()
             try:
@@ -143,6 +157,6 @@ class BatchCommitter:
             elif self.fsync:
                 for directory in dirs:
                     fsync_dir(directory)
-            self.journal.append(written, self.fsync)
+            self.journal.append(written, self.fsync and not self.group_sync)
             if self.on_commit is not None and written:
                 self.on_commit(written)

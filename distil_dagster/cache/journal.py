@@ -196,6 +196,11 @@ class CommitJournal:
         if fsync:
             os.fsync(self._fd)
 
+    def sync(self) -> None:
+        """fsync what was appended (when appends skip their own fsync)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

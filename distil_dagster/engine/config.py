@@ -19,8 +19,9 @@ class EngineConfig(BaseModel):
             recomputed, with everything built from it, before its imputed rows are final.
         fsync: fsync batch files and the journal (survives power loss; kills are safe without).
         lock_timeout: seconds to wait for another run of the same pipeline to release the cache.
-        max_pending_writes: committed batches that may wait for the writer before the scheduler
-            blocks (bounds memory).
+        max_pending_rows: rows of finished batches that may wait for the writer before the
+            scheduler blocks (bounds memory; the writer commits what waits as one group, with one
+            filesystem sync, so a larger bound means fewer syncs).
         start_method: how worker processes start (``forkserver``: fast and CUDA-safe).
         cuda_devices: the devices to hand out to GPU steps; overrides ``CUDA_VISIBLE_DEVICES``
             and the driver's count.
@@ -37,7 +38,7 @@ class EngineConfig(BaseModel):
     failed_batch_reruns: NonNegativeInt = 2
     fsync: bool = True
     lock_timeout: PositiveFloat = 600.0
-    max_pending_writes: PositiveInt = 16
+    max_pending_rows: PositiveInt = 20_000
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     cuda_devices: list[int | str] | None = None
     progress_interval: PositiveFloat = 10.0

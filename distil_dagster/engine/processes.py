@@ -18,6 +18,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -36,7 +37,9 @@ from distil_dagster.errors import (
 )
 from distil_dagster.steps.base import Step, _Step
 
-__all__ = ["ProcessBackend"]
+__all__ = ["ProcessBackend", "process_context"]
+
+_PRELOAD = ["distil_dagster.engine.worker_preload"]
 
 _STOP_TIMEOUT = 10.0
 
@@ -105,6 +108,23 @@ def _findable(top: str) -> bool:
     return False
 
 
+def process_context(start_method: str, start_server: bool = False) -> Any:
+    """The multiprocessing context for ``start_method`` (typeshed's base context lacks ``Process``).
+
+    With ``forkserver`` the server imports the engine once (``worker_preload``) and every worker
+    forks from it instead of importing it (the user's script is imported by each worker itself:
+    Python 3.11's forkserver does not preload ``__main__``). ``start_server=True`` launches the
+    server now without waiting for it, so it imports the engine while the caller does other work;
+    the first worker's start then waits only for what is left.
+    """
+    context: Any = mp.get_context(start_method)
+    if start_method == "forkserver":
+        context.set_forkserver_preload(_PRELOAD)
+        if start_server:
+            forkserver.ensure_running()
+    return context
+
+
 class ProcessBackend:
     """Runs each step replica in its own process.
 
@@ -133,14 +153,7 @@ class ProcessBackend:
         self.step_timeout = step_timeout
         self.fsync = fsync
         self.logger = logger
-        self.context: Any = mp.get_context(
-            start_method
-        )  # a SpawnContext/ForkServerContext: typeshed's base lacks Process
-        if start_method == "forkserver":
-            # The server imports these once; every worker forks from it instead of importing them.
-            # (The user's script is imported by each worker itself: Python 3.11's forkserver
-            # does not preload ``__main__``.)
-            self.context.set_forkserver_preload(["distil_dagster.engine.worker_preload"])
+        self.context = process_context(start_method)
         self.envs = envs or {}
         self.cuda_devices: list[int | str] | None = None
         self.workers: dict[str, _StepWorkers] = {}

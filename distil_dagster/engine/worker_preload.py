@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import distil_dagster.engine.worker  # the worker loop and its imports
+import distil_dagster.pipeline  # user scripts, re-run in each worker, build their Pipeline
 import distil_dagster.steps  # noqa: F401  # built-in steps unpickled in workers
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,64 @@ def test_fsync_off_syncs_nothing(tmp_path: Path) -> None:
     committer = BatchCommitter(layout, fsync=False)
     assert not committer.group_sync and not committer.file_fsync
     committer.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux-only")
+def test_journal_lines_become_durable_before_any_later_line_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With syncfs, a group's journal lines ride on the next group's sync; close syncs the last."""
+    events: list[str] = []
+    real_sync = committer_module.sync_filesystem
+    monkeypatch.setattr(committer_module, "sync_filesystem", lambda path: (events.append("syncfs"), real_sync(path))[1])
+    real_append, real_journal_sync = CommitJournal.append, CommitJournal.sync
+    monkeypatch.setattr(
+        CommitJournal,
+        "append",
+        lambda self, records, fsync: (events.append(f"append fsync={fsync}"), real_append(self, records, fsync))[1],
+    )
+    monkeypatch.setattr(
+        CommitJournal, "sync", lambda self: (events.append("journal fsync"), real_journal_sync(self))[1]
+    )
+    layout = CacheLayout(tmp_path / "p" / "sig")
+    layout.root.mkdir(parents=True)
+    committer = BatchCommitter(layout, fsync=True)
+    events.clear()  # the constructor's probe
+    for seq in range(3):
+        committer.submit(BatchRecord("step", seq, 1, seq == 2), [{"id": seq}], layout.batch_file("step", seq, False))
+        committer.flush()  # one group per batch
+    committer.close()
+    assert events == ["syncfs", "append fsync=False"] * 3 + ["journal fsync"]
+    assert sorted(CommitJournal(layout.journal).read()["step"]) == [0, 1, 2]
+
+
+def test_submit_blocks_while_the_pending_rows_exceed_the_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writing, release = threading.Event(), threading.Event()
+    real_write = committer_module.write_rows
+
+    def slow_write(path: Path, rows: list, step: str, fsync: bool) -> int:
+        writing.set()
+        assert release.wait(30)
+        return real_write(path, rows, step, fsync)
+
+    monkeypatch.setattr(committer_module, "write_rows", slow_write)
+    layout = CacheLayout(tmp_path / "p" / "sig")
+    layout.root.mkdir(parents=True)
+    committer = BatchCommitter(layout, fsync=False, max_pending_rows=2)
+
+    def submit(seq: int) -> None:
+        committer.submit(BatchRecord("step", seq, 1, seq == 3), [{"id": seq}], layout.batch_file("step", seq, False))
+
+    submit(0)
+    assert writing.wait(30)  # the writer holds batch 0
+    submit(1)
+    submit(2)  # two rows wait: the bound
+    blocked = threading.Thread(target=submit, args=(3,))
+    blocked.start()
+    blocked.join(0.5)
+    assert blocked.is_alive(), "a third waiting row was accepted over max_pending_rows=2"
+    release.set()
+    blocked.join(30)
+    assert not blocked.is_alive()
+    committer.close()
+    assert sorted(CommitJournal(layout.journal).read()["step"]) == [0, 1, 2, 3]
