@@ -1,8 +1,9 @@
 """``Distiset``: the dataset a pipeline produces, one ``DatasetDict`` (split ``train``) per leaf.
 
-``create_distiset`` reads the leaf Parquet files of a cache folder. When the folder carries its
-commit journal, only committed files are read (a crashed run's stray files never leak in).
-Schemas that differ across batches (``None`` in one, ``str`` in the next) are unified.
+``create_distiset`` reads the leaf Parquet files of a cache folder into one memory-mapped Arrow
+file per leaf (``cache/leaf_arrow.py``). When the folder carries its commit journal, only
+committed files are read (a crashed run's stray files never leak in). Schemas that differ across
+batches (``None`` in one, ``str`` in the next) are unified.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,11 @@ from datasets import Dataset, DatasetDict, load_from_disk
 
 from distil_dagster.cache.batch_store import read_leaf_table
 from distil_dagster.cache.journal import CommitJournal
-from distil_dagster.errors import StepOutputError
+from distil_dagster.cache.leaf_arrow import conform, leaf_arrow_file, leaf_schema
 
 __all__ = ["Distiset", "create_distiset"]
 
 _logger = logging.getLogger("distil_dagster")
-_METADATA = "distilabel_metadata"
 
 
 class Distiset(dict[str, DatasetDict]):
@@ -93,14 +92,23 @@ def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[tuple[Path, int | 
     return leaves
 
 
-def _concat(tables: list[pa.Table], leaf: str, where: Path) -> pa.Table:
+def _in_memory(leaf: str, files: list[tuple[Path, int | None]], enable_metadata: bool) -> Dataset:
+    """The leaf as an in-memory Dataset (where its Arrow file cannot be written)."""
+    schema = leaf_schema(leaf, files, enable_metadata)
+    table = pa.concat_tables([conform(read_leaf_table(path, size), schema) for path, size in files])
+    fingerprint = hashlib.sha1(repr([(str(p), s) for p, s in files]).encode()).hexdigest()
+    return Dataset(table, fingerprint=fingerprint)
+
+
+def _leaf_dataset(
+    root: Path, leaf: str, files: list[tuple[Path, int | None]], enable_metadata: bool, keep_in_memory: bool
+) -> Dataset:
     try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise StepOutputError(
-            f"Leaf step '{leaf}' wrote batches (in {where}) whose column types cannot be unified ({exc}); "
-            "make each column's values one type across batches (None is fine)."
-        ) from exc
+        path = leaf_arrow_file(root, leaf, files, enable_metadata)
+    except PermissionError:
+        _logger.warning("Cannot write the Arrow file of leaf '%s' under %s; building it in memory.", leaf, root)
+        return _in_memory(leaf, files, enable_metadata)
+    return Dataset.from_file(str(path), in_memory=keep_in_memory)
 
 
 def create_distiset(
@@ -117,7 +125,8 @@ def create_distiset(
         pipeline_path: the ``pipeline.yaml`` (default: found next to ``data``).
         log_filename_path: the ``pipeline.log`` (default: found next to ``data``).
         enable_metadata: keep the ``distilabel_metadata`` column.
-        keep_in_memory: accepted for compatibility; datasets are always built in memory here.
+        keep_in_memory: load the datasets into memory; by default they are memory-mapped from one
+            Arrow file per leaf in the cache folder (``arrow/``), so RAM does not grow with rows.
     """
     given = Path(data_dir)
     if (given / "data").is_dir() or (given / "commits.jsonl").exists():
@@ -129,13 +138,7 @@ def create_distiset(
         if not files:
             _logger.warning("Leaf step '%s' produced no rows; it is left out of the Distiset.", leaf)
             continue
-        with ThreadPoolExecutor(max_workers=4) as pool:  # Parquet decoding releases the GIL
-            tables = list(pool.map(lambda item: read_leaf_table(*item), files))
-        table = _concat(tables, leaf, data / leaf)
-        if not enable_metadata and _METADATA in table.column_names:
-            table = table.drop_columns([_METADATA])
-        fingerprint = hashlib.sha1(repr([(str(p), s) for p, s in files]).encode()).hexdigest()
-        distiset[leaf] = DatasetDict({"train": Dataset(table, fingerprint=fingerprint)})
+        distiset[leaf] = DatasetDict({"train": _leaf_dataset(root, leaf, files, enable_metadata, keep_in_memory)})
     if len(distiset) == 1:
         only = next(iter(distiset))
         distiset["default"] = distiset.pop(only)

@@ -116,3 +116,48 @@ def test_train_test_split_splits_every_config(tmp_path: Path) -> None:
     for name in ("leaf0", "leaf1"):
         assert sorted(split[name]) == ["test", "train"]
         assert split[name]["train"].num_rows == 3 and split[name]["test"].num_rows == 3
+
+
+def test_datasets_are_memory_mapped_from_one_arrow_file_per_leaf(tmp_path: Path, cache, rows) -> None:
+    pipeline = build(tmp_path, leaves=2)
+    distiset = pipeline.run()
+    folder = cache(pipeline).root / "arrow"
+
+    for name in ("leaf0", "leaf1"):
+        files = [Path(f["filename"]) for f in distiset[name]["train"].cache_files]
+        assert len(files) == 1 and files[0].parent == folder and files[0].name.startswith(f"{name}.")
+    in_memory = create_distiset(cache(pipeline).root, keep_in_memory=True)
+    assert in_memory["leaf0"]["train"].cache_files == []
+    assert rows(in_memory, "leaf0") == rows(distiset, "leaf0")
+
+
+def test_a_recomputed_leaf_replaces_its_arrow_file(tmp_path: Path, cache) -> None:
+    pipeline = build(tmp_path)
+    pipeline.run()
+    folder = cache(pipeline).root / "arrow"
+    first = sorted(folder.iterdir())
+
+    pipeline.run(use_cache=False)  # batch files rewritten (same names and sizes): a new file replaces the old
+
+    second = sorted(folder.iterdir())
+    assert len(first) == 1 and len(second) == 1 and second != first
+    with_metadata = create_distiset(cache(pipeline).root, enable_metadata=True)
+    assert [Path(f["filename"]).name for f in with_metadata["default"]["train"].cache_files] != [first[0].name]
+
+
+def test_where_the_arrow_file_cannot_be_written_the_dataset_is_built_in_memory(
+    tmp_path: Path, cache, rows, monkeypatch
+) -> None:
+    from distil_dagster import distiset as distiset_module
+
+    pipeline = build(tmp_path, none_id=5)
+    expected = rows(pipeline.run())
+
+    def refuse(*args: object) -> Path:
+        raise PermissionError("read-only cache folder")
+
+    monkeypatch.setattr(distiset_module, "leaf_arrow_file", refuse)
+    built = create_distiset(cache(pipeline).root)
+
+    assert built["default"]["train"].cache_files == []
+    assert rows(built) == expected

@@ -8,6 +8,7 @@ batch_manager_steps/<step>.json    snapshot per step: committed batches and rows
 commits.jsonl                      the commit journal, the source of truth (one line per batch)
 data/<leaf>/00001.parquet ...      leaf outputs, file number = seq_no + 1
 steps/<step>/00001.pkl ...         intermediate outputs of non-leaf steps
+arrow/<leaf>.<fingerprint>.arrow   a leaf's rows in one file, memory-mapped by Distisets and assets
 ```
 """
 
@@ -65,6 +66,10 @@ class CacheLayout:
     def steps_dir(self) -> Path:
         return self.root / "steps"
 
+    @property
+    def arrow_dir(self) -> Path:
+        return self.root / "arrow"
+
     def batch_file(self, step: str, seq_no: int, leaf: bool) -> Path:
         """The file of output batch ``seq_no`` of ``step`` (Parquet for leaves)."""
         if leaf:
@@ -88,7 +93,7 @@ class CacheLayout:
 
     def clear_outputs(self) -> None:
         """Remove every output and state file (``use_cache=False``); keeps the lock and the log."""
-        for path in (self.data_dir, self.steps_dir, self.steps_snapshot_dir):
+        for path in (self.data_dir, self.steps_dir, self.steps_snapshot_dir, self.arrow_dir):
             shutil.rmtree(path, ignore_errors=True)
         for path in (self.journal, self.snapshot):
             path.unlink(missing_ok=True)

@@ -75,7 +75,7 @@ def test_a_never_materialized_leaf_fails_to_load_with_a_clear_message(run: Run, 
 
 def test_the_arrow_file_is_written_once_per_set_of_batches(run: Run, example: Pipeline, cache_dir: Path) -> None:
     run(example, extra=[top_ranked])
-    folder = cache_dir / example.name / example.signature / "dagster"
+    folder = cache_dir / example.name / example.signature / "arrow"
     first = sorted(folder.glob("ranked_instructions.*.arrow"))
     run(example, extra=[top_ranked], selection=[top_ranked.key])
 

@@ -1,0 +1,140 @@
+"""A leaf's committed batches as one Arrow stream file that ``datasets`` and ``pyarrow`` memory-map.
+
+``<signature folder>/arrow/<leaf>.<fingerprint>.arrow`` holds every row of a leaf, written a few
+batches at a time (memory stays bounded however large the leaf), in the first batch's schema
+when every batch has it, else in the batches' unified schema (``None`` in one batch, ``str`` in
+the next gives ``str``). The fingerprint covers the committed files (names, sizes, inodes,
+mtimes) and whether ``distilabel_metadata`` is kept, so a recomputed leaf never reuses an old
+file; the file is written atomically and fsynced, so an existing one is whole. The Distiset and
+the Dagster IO manager both open these files; the engine never reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distil_dagster.cache.atomic import atomic_write, make_private_dirs
+from distil_dagster.cache.batch_store import read_leaf_table
+from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.errors import CacheCorruptedError, StepOutputError
+
+__all__ = ["METADATA_COLUMN", "conform", "leaf_arrow_file", "leaf_schema", "visible_schema"]
+
+METADATA_COLUMN = "distilabel_metadata"
+_READ_AHEAD = 4
+
+Files = list[tuple[Path, int | None]]
+
+
+def _parquet_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_metadata(path).schema.to_arrow_schema()
+    except (OSError, pa.ArrowException) as exc:
+        raise CacheCorruptedError(
+            f"Cache file {path} is unreadable ({exc}); run again with use_cache=False to recompute it."
+        ) from exc
+
+
+def visible_schema(schema: pa.Schema, enable_metadata: bool) -> pa.Schema:
+    """``schema`` without ``distilabel_metadata`` unless it is kept."""
+    if enable_metadata or METADATA_COLUMN not in schema.names:
+        return schema
+    return schema.remove(schema.get_field_index(METADATA_COLUMN))
+
+
+def leaf_schema(step: str, files: Files, enable_metadata: bool) -> pa.Schema:
+    """The unified schema of a leaf's batch files, from their footers (no data read)."""
+    schemas = [_parquet_schema(path).remove_metadata() for path, _ in files]
+    if not schemas:
+        return pa.schema([])
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise StepOutputError(
+            f"Leaf step '{step}' wrote batches (in {files[0][0].parent}) whose column types cannot be unified "
+            f"({exc}); make each column's values one type across batches (None is fine)."
+        ) from exc
+    return visible_schema(schema, enable_metadata)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns, in its order and types (missing columns are nulls)."""
+    columns = []
+    for column in schema:
+        if column.name in table.column_names:
+            columns.append(table.column(column.name).cast(column.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, column.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class _SchemaChanged(Exception):
+    """A batch's schema differs from the first batch's."""
+
+
+def _write_stream(handle: Any, files: Files, unified: pa.Schema | None, enable_metadata: bool) -> None:
+    """Every batch into one stream, reading a few files ahead on threads (Parquet decoding
+    releases the GIL). ``unified=None``: the first batch's schema, and any other raises
+    ``_SchemaChanged``; else every batch is conformed to ``unified``."""
+    schema, writer = unified, None
+    upcoming = iter(files)
+    with ThreadPoolExecutor(max_workers=_READ_AHEAD) as pool:
+        ahead: deque[Future[pa.Table]] = deque()
+
+        def fill() -> None:
+            while len(ahead) < _READ_AHEAD and (item := next(upcoming, None)) is not None:
+                ahead.append(pool.submit(read_leaf_table, *item))
+
+        fill()
+        while ahead:
+            table = ahead.popleft().result()
+            fill()
+            table = table.select(visible_schema(table.schema, enable_metadata).names)
+            schema = schema or table.schema
+            if not table.schema.equals(schema):
+                if unified is None:
+                    raise _SchemaChanged
+                table = conform(table, schema)
+            writer = writer or pa.ipc.new_stream(handle, schema)
+            writer.write_table(table)
+    writer = writer or pa.ipc.new_stream(handle, schema or pa.schema([]))
+    writer.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which write of ``path`` this is: a batch recomputed under the same name and size (a rerun of
+    failed rows, ``use_cache=False``) is a new inode with a new mtime."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # reading it names the problem
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def leaf_arrow_file(root: Path, step: str, files: Files, enable_metadata: bool) -> Path:
+    """The Arrow stream file of a leaf's committed ``files`` (written unless it already exists)."""
+    key = repr(([(p.name, s, _identity(p)) for p, s in files], enable_metadata))
+    fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
+    folder = CacheLayout(root).arrow_dir
+    path = folder / f"{step}.{fingerprint}.arrow"
+    if path.exists():
+        return path
+    make_private_dirs(folder)
+    try:  # most leaves have one schema: take the first batch's, checked batch by batch
+        atomic_write(path, lambda handle: _write_stream(handle, files, None, enable_metadata), True)
+    except _SchemaChanged:  # unify the footers' schemas first, then write again
+        schema = leaf_schema(step, files, enable_metadata)
+        atomic_write(path, lambda handle: _write_stream(handle, files, schema, enable_metadata), True)
+    stale = re.compile(re.escape(step) + r"\.[0-9a-f]{16}\.arrow")
+    for old in folder.iterdir():
+        if old != path and stale.fullmatch(old.name):  # an older one: a reader that mapped it keeps its pages
+            old.unlink(missing_ok=True)
+    return path
