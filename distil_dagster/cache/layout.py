@@ -72,11 +72,18 @@ class CacheLayout:
 
     def batch_file(self, step: str, seq_no: int, leaf: bool) -> Path:
         """The file of output batch ``seq_no`` of ``step`` (Parquet for leaves)."""
-        if leaf:
-            return self.data_dir / step / f"{seq_no + 1:05d}.parquet"
-        return self.steps_dir / step / f"{seq_no + 1:05d}.pkl"
+        return self.root / self.batch_name(step, seq_no, leaf)
+
+    @staticmethod
+    def batch_name(step: str, seq_no: int, leaf: bool) -> str:
+        """``batch_file`` relative to the folder, as the journal records it (plain strings: the
+        scheduler names two files per batch)."""
+        return f"data/{step}/{seq_no + 1:05d}.parquet" if leaf else f"steps/{step}/{seq_no + 1:05d}.pkl"
 
     def relative(self, path: Path) -> str:
+        text, root = str(path), str(self.root)
+        if text.startswith(root + os.sep):
+            return text[len(root) + 1 :].replace(os.sep, "/")
         return path.relative_to(self.root).as_posix()
 
     def create(self) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import multiprocessing as mp
 import pickle
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 from distil_dagster.engine.devices import assign_devices
 from distil_dagster.engine.remote_errors import convert_remote_error, load_error
 from distil_dagster.engine.remote_errors import task_label as _task_label
+from distil_dagster.engine.step_modules import modules_by_path
 from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec, worker_main
 from distil_dagster.errors import (
@@ -71,41 +71,6 @@ class _StepWorkers:
     replicas: list[_Replica] = field(default_factory=list)
     idle: deque[_Replica] = field(default_factory=deque)
     queue: deque[Task] = field(default_factory=deque)
-
-
-def _modules_by_path(cls: type) -> list[tuple[str, str]]:
-    """Modules of ``cls`` (and its bases) that a worker cannot import by name, with their files.
-
-    Dagster loads ``-f definitions.py`` by path and then restores ``sys.path``; steps defined
-    there are importable in workers only from that file.
-    """
-    found: list[tuple[str, str]] = []
-    for klass in cls.__mro__:
-        name = klass.__module__
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if name in ("__main__", "builtins") or path is None or any(n == name for n, _ in found):
-            continue
-        if not _findable(name.partition(".")[0]):
-            found.append((name, path))
-    return found
-
-
-def _findable(top: str) -> bool:
-    """Whether a fresh interpreter would find package ``top`` (sys.path, editable-install hooks, ...).
-
-    Asks the import finders themselves: importlib.util.find_spec would answer from sys.modules.
-    """
-    for finder in sys.meta_path:
-        find_spec = getattr(finder, "find_spec", None)
-        if find_spec is None:
-            continue
-        try:
-            if find_spec(top, None) is not None:
-                return True
-        except (ImportError, ValueError, TypeError):
-            continue
-    return False
 
 
 def process_context(start_method: str, start_server: bool = False) -> Any:
@@ -165,7 +130,7 @@ class ProcessBackend:
         self.envs = {**assign_devices(steps, self.cuda_devices, self.logger), **self.envs}
         for name, step in steps.items():
             shipped = pickle.dumps(step.model_copy(update={"pipeline": None}))
-            modules = _modules_by_path(type(step))
+            modules = modules_by_path(type(step))
             count = int(step.resources.replicas or 1) if not step.is_generator else 1
             group = self.workers[name] = _StepWorkers()
             for index in range(count):

@@ -29,9 +29,9 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 
 from distil_dagster.engine.devices import required_gpus
-from distil_dagster.engine.processes import _modules_by_path
 from distil_dagster.engine.ray_actor import LogLines, StepActor
 from distil_dagster.engine.remote_errors import convert_remote_error, load_error, task_label
+from distil_dagster.engine.step_modules import modules_by_path
 from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec
 from distil_dagster.errors import (
@@ -158,7 +158,7 @@ class RayBackend:
             # cloudpickle ships classes of the driver's __main__ (a script, a notebook) by value;
             # classes of importable modules by reference, as pickle does.
             shipped = ray.cloudpickle.dumps(step.model_copy(update={"pipeline": None}))
-            modules = _modules_by_path(type(step))
+            modules = modules_by_path(type(step))
             group = self.workers[name] = _StepWorkers()
             slots = max(1, step.concurrent_batches()) if isinstance(step, Step) and not step.is_global else 1
             for index in range(counts[name]):

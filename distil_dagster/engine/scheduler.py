@@ -95,6 +95,7 @@ class Scheduler:
     ) -> None:
         self.dag = dag
         self.layout = layout
+        self._root = str(layout.root)
         self.committed = committed
         self.backend = backend
         self.committer = committer
@@ -188,7 +189,7 @@ class Scheduler:
         return next((g for g in self.generators if g.name == name), None)
 
     def _output_path(self, step: str, seq_no: int) -> str:
-        return str(self.layout.batch_file(step, seq_no, step in self.leaves))
+        return f"{self._root}/{self.layout.batch_name(step, seq_no, step in self.leaves)}"
 
     def _next_task(self) -> Task | None:
         batch = self.manager.next_batch(load=self.in_memory)
@@ -224,7 +225,7 @@ class Scheduler:
             for seq, start, end in ranges:
                 record = self.records[(source, seq)]
                 if end > start and record.file is not None:
-                    refs.append(SliceRef(str(self.layout.root / record.file), record.size, start, end))
+                    refs.append(SliceRef(f"{self._root}/{record.file}", record.size, start, end))
             slices.append(refs)
         return slices
 

@@ -10,12 +10,10 @@ stop (a signal to the whole process group must not kill the workers under a grac
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -28,6 +26,7 @@ from pathlib import Path
 
 from distil_dagster.cache.batch_store import read_rows, write_rows
 from distil_dagster.engine.batch import Batch, Rows
+from distil_dagster.engine.step_modules import import_by_path
 from distil_dagster.engine.step_runner import call_step
 from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Task, TaskResult
 from distil_dagster.errors import RemoteError
@@ -58,20 +57,8 @@ class WorkerSpec:
     modules: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _import_by_path(modules: list[tuple[str, str]]) -> None:
-    for name, path in modules:
-        if name in sys.modules:
-            continue
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"cannot import module {name!r} from {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        module_spec.loader.exec_module(module)
-
-
 def _unpickle_step(spec: WorkerSpec) -> _Step:
-    _import_by_path(spec.modules)
+    import_by_path(spec.modules)
     step = pickle.loads(spec.step)
     if not isinstance(step, _Step):
         raise TypeError(f"expected a step, got {type(step).__name__}")
