@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from distil_dagster.cache.atomic import atomic_write, atomic_write_bytes
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
-__all__ = ["read_leaf_table", "read_rows", "rows_to_table", "write_rows"]
+__all__ = ["read_leaf_table", "read_rows", "rows_to_table", "write_batch", "write_rows"]
 
 Rows = list[dict[str, Any]]
 
@@ -130,17 +130,24 @@ def _checked(table: pa.Table, path: Path) -> pa.Table:
 
 def write_rows(path: Path, rows: Rows, step: str, fsync: bool) -> int:
     """Write a batch atomically (Parquet if ``path`` ends in .parquet); returns the file size."""
+    return write_batch(path, rows, step, fsync)[0]
+
+
+def write_batch(path: Path, rows: Rows, step: str, fsync: bool) -> tuple[int, pa.Schema | None]:
+    """``write_rows``, also returning the Parquet file's schema (``None`` for a pickled batch)."""
     if path.suffix == ".parquet":
         table = rows_to_table(rows, step)
+        schema = table.schema
         table = table.replace_schema_metadata({_TABLE_CHECK: _table_check(table)})
         try:
-            return atomic_write(
+            size = atomic_write(
                 path, lambda f: pq.write_table(table, f, compression="snappy", write_page_checksum=True), fsync
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise StepOutputError(f"Step '{step}' produced rows that Parquet cannot store ({exc}).") from exc
+        return size, schema
     payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-    return atomic_write_bytes(path, _FRAME + zlib.crc32(payload).to_bytes(_CRC_BYTES, "big") + payload, fsync)
+    return atomic_write_bytes(path, _FRAME + zlib.crc32(payload).to_bytes(_CRC_BYTES, "big") + payload, fsync), None
 
 
 def _unframe(data: bytes, path: Path) -> bytes:

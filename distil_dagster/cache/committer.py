@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from distil_dagster.cache.atomic import fsync_dir, sync_filesystem
-from distil_dagster.cache.batch_store import write_rows
+from distil_dagster.cache.batch_store import write_batch
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.cache.leaf_arrow import LeafSchemas
 
 __all__ = ["BatchCommitter"]
 
@@ -34,6 +35,7 @@ class _Job:
     record: BatchRecord
     rows: list[dict[str, Any]] | None
     path: Path | None
+    schema: Any = None
 
 
 class BatchCommitter:
@@ -66,6 +68,7 @@ class BatchCommitter:
         self.file_fsync = fsync and not self.group_sync
         self._jobs: deque[_Job] = deque()
         self._pending_rows = 0
+        self.leaf_schemas = LeafSchemas()
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False
@@ -73,10 +76,13 @@ class BatchCommitter:
         self._thread = threading.Thread(target=self._run, name="distil-dagster-committer", daemon=True)
         self._thread.start()
 
-    def submit(self, record: BatchRecord, rows: list[dict[str, Any]] | None, path: Path | None) -> None:
+    def submit(
+        self, record: BatchRecord, rows: list[dict[str, Any]] | None, path: Path | None, schema: Any = None
+    ) -> None:
         """Queue a batch for commit; ``rows`` are written to ``path`` first.
 
-        ``rows=None`` with a ``path``: a worker already wrote the file (``record.size`` set).
+        ``rows=None`` with a ``path``: a worker already wrote the file (``record.size`` set;
+        ``schema``: a leaf file's schema, as the worker reported it, else read from the file).
         ``path=None``: the batch is empty and has no file.
         """
         if path is not None:
@@ -86,7 +92,7 @@ class BatchCommitter:
             while self._jobs and self._pending_rows + weight > self.max_pending_rows and self._error is None:
                 self._cond.wait(timeout=1.0)
             self._raise_error()
-            self._jobs.append(_Job(record, rows, path))
+            self._jobs.append(_Job(record, rows, path, schema))
             self._pending_rows += weight
             self._cond.notify_all()
 
@@ -145,8 +151,10 @@ class BatchCommitter:
         try:
             for job in group:
                 if job.path is not None and job.rows is not None:
-                    job.record.size = write_rows(job.path, job.rows, job.record.step, self.file_fsync)
+                    job.record.size, job.schema = write_batch(job.path, job.rows, job.record.step, self.file_fsync)
                 if job.path is not None:
+                    if job.path.suffix == ".parquet":  # a leaf's batch: not committed if it cannot join
+                        self.leaf_schemas.add(job.record.step, job.record.seq_no, job.path, job.schema)
                     dirs.add(job.path.parent)
                 written.append(job.record)
         finally:

@@ -26,7 +26,7 @@ from distil_dagster.cache.batch_store import read_leaf_table
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
-__all__ = ["METADATA_COLUMN", "conform", "leaf_arrow_file", "leaf_schema", "visible_schema"]
+__all__ = ["METADATA_COLUMN", "LeafSchemas", "conform", "leaf_arrow_file", "leaf_schema", "visible_schema"]
 
 METADATA_COLUMN = "distilabel_metadata"
 _READ_AHEAD = 4
@@ -63,6 +63,30 @@ def leaf_schema(step: str, files: Files, enable_metadata: bool) -> pa.Schema:
             f"({exc}); make each column's values one type across batches (None is fine)."
         ) from exc
     return visible_schema(schema, enable_metadata)
+
+
+class LeafSchemas:
+    """The unified schema of each leaf's batches committed in this run, so that a batch whose
+    column types cannot join the earlier ones fails the run when it is written (naming step,
+    batch and column), not hours later when the Distiset is built."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[str, pa.Schema] = {}
+
+    def add(self, step: str, seq_no: int, path: Path, schema: pa.Schema | None = None) -> None:
+        """Join batch ``seq_no``'s schema (read from the file's footer when not given)."""
+        schema = (schema if schema is not None else _parquet_schema(path)).remove_metadata()
+        known = self._schemas.get(step)
+        if known is None or known.equals(schema):
+            self._schemas[step] = schema
+            return
+        try:
+            self._schemas[step] = pa.unify_schemas([known, schema], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise StepOutputError(
+                f"Leaf step '{step}' wrote batch {seq_no} ({path}) whose column types cannot be unified with "
+                f"its earlier batches ({exc}); make each column's values one type across batches (None is fine)."
+            ) from exc
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -268,4 +268,4 @@ class Scheduler:
             self.committer.submit(record, result.rows, path)
         else:
             self.manager.register(record, None)
-            self.committer.submit(record, None, path)
+            self.committer.submit(record, None, path, result.schema)

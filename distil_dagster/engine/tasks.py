@@ -7,7 +7,7 @@ batch files (process backends: a worker reads them itself), and where to write i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from distil_dagster.engine.batch import Batch, Rows
 
@@ -68,3 +68,4 @@ class TaskResult:
     failed_rows: int = 0
     error: BaseException | None = None
     seconds: float = 0.0
+    schema: Any = None  # the leaf file's pyarrow schema, when the worker wrote one

@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
-from distil_dagster.cache.batch_store import read_rows, write_rows
+from distil_dagster.cache.batch_store import read_rows, write_batch
 from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.step_modules import import_by_path
 from distil_dagster.engine.step_runner import call_step
@@ -191,10 +192,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         step.unload()
 
 
-def _write(rows: Rows, output: str | None, step: str, fsync: bool) -> int | None:
+def _write(rows: Rows, output: str | None, step: str, fsync: bool) -> tuple[int | None, Any]:
+    """The file's size and, for a leaf's Parquet file, its schema (``None, None``: no file)."""
     if not rows or output is None:
-        return None
-    return write_rows(Path(output), rows, step, fsync)
+        return None, None
+    return write_batch(Path(output), rows, step, fsync)
 
 
 def _process(step: Step, task: ProcessTask, files: _FileCache, spec: WorkerSpec, logger: logging.Logger) -> TaskResult:
@@ -203,10 +205,10 @@ def _process(step: Step, task: ProcessTask, files: _FileCache, spec: WorkerSpec,
         data = [[row for ref in refs for row in files.rows(ref)] for refs in task.inputs or []]
         full = Batch(batch.step, batch.seq_no, batch.last_batch, data, batch.created_from, batch.source_seq)
         result = call_step(step, full, spec.retries, logger)
-        size = _write(result.rows, task.output, batch.step, spec.fsync)
+        size, schema = _write(result.rows, task.output, batch.step, spec.fsync)
     except Exception as exc:
         return _error(task, exc)
-    return TaskResult(task, [], len(result.rows), size, batch.last_batch, result.failed_rows)
+    return TaskResult(task, [], len(result.rows), size, batch.last_batch, result.failed_rows, schema=schema)
 
 
 def _generate(
@@ -218,10 +220,10 @@ def _generate(
         except StopIteration:
             rows, last = [], True
         rows = list(rows)
-        size = _write(rows, task.output, task.step, spec.fsync)
+        size, schema = _write(rows, task.output, task.step, spec.fsync)
     except Exception as exc:
         return _error(task, exc)
-    return TaskResult(task, [], len(rows), size, bool(last))
+    return TaskResult(task, [], len(rows), size, bool(last), schema=schema)
 
 
 def _error(task: Task, exc: BaseException) -> TaskResult:

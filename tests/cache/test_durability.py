@@ -89,14 +89,14 @@ def test_journal_lines_become_durable_before_any_later_line_is_written(
 
 def test_submit_blocks_while_the_pending_rows_exceed_the_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writing, release = threading.Event(), threading.Event()
-    real_write = committer_module.write_rows
+    real_write = committer_module.write_batch
 
-    def slow_write(path: Path, rows: list, step: str, fsync: bool) -> int:
+    def slow_write(path: Path, rows: list, step: str, fsync: bool) -> tuple:
         writing.set()
         assert release.wait(30)
         return real_write(path, rows, step, fsync)
 
-    monkeypatch.setattr(committer_module, "write_rows", slow_write)
+    monkeypatch.setattr(committer_module, "write_batch", slow_write)
     layout = CacheLayout(tmp_path / "p" / "sig")
     layout.root.mkdir(parents=True)
     committer = BatchCommitter(layout, fsync=False, max_pending_rows=2)

@@ -24,7 +24,7 @@ from distil_dagster.errors import (
     StepOutputError,
 )
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import GeneratorStep, GlobalStep, LoadDataFromDicts, Step, StepInput
+from distil_dagster.steps import GeneratorStep, GlobalStep, KeepColumns, LoadDataFromDicts, Step, StepInput
 from distil_dagster.steps.typing import GeneratorStepOutput, StepOutput
 
 
@@ -148,6 +148,24 @@ class MixedTypes(Step):
 
     def process(self, inputs: StepInput) -> StepOutput:
         yield [{**row, "value": row["id"] if row["id"] % 2 == 0 else str(row["id"])} for row in inputs]
+
+
+class TypeChangesAt(Step):
+    """Writes ``value``: the id (an int) in batches before the one holding ``at``, a str from it on."""
+
+    at: int = 0
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["value"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        late = any(row["id"] >= self.at for row in inputs)
+        yield [{**row, "value": str(row["id"]) if late else row["id"]} for row in inputs]
 
 
 class LoadFails(Step):
@@ -338,6 +356,33 @@ def test_leaf_column_with_mixed_types_stops_the_run_naming_step_and_column(tmp_p
         pipeline.run(executor=executor)
 
     assert list(tmp_path.rglob("*.parquet")) == []
+
+
+def test_leaf_column_changing_type_across_batches_stops_the_run_at_that_batch(
+    tmp_path: Path, executor: str, cache
+) -> None:
+    with Pipeline(name="type-changes", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=_ids(12), batch_size=4)
+        gen >> TypeChangesAt(name="leaf", at=8, input_batch_size=4)
+
+    with pytest.raises(
+        StepOutputError, match=r"Leaf step 'leaf' wrote batch 2 .*cannot be unified with its earlier batches.*value"
+    ):
+        pipeline.run(executor=executor)
+
+    assert [r["seq"] for r in cache(pipeline).records("leaf")] == [0, 1]  # the batches before it stay committed
+
+
+def test_leaf_column_none_in_one_batch_and_typed_in_the_next_is_no_conflict(
+    tmp_path: Path, executor: str, rows
+) -> None:
+    with Pipeline(name="type-nulls", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(
+            name="gen", data=[{"id": i, "value": None if i < 4 else i} for i in range(8)], batch_size=4
+        )
+        gen >> KeepColumns(name="leaf", columns=["id", "value"], input_batch_size=4)
+
+    assert [r["value"] for r in rows(pipeline.run(executor=executor))] == [None] * 4 + [4, 5, 6, 7]
 
 
 def test_load_failure_names_the_step_chains_the_cause_and_writes_no_data(tmp_path: Path, executor: str) -> None:
