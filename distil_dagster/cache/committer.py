@@ -48,6 +48,8 @@ class BatchCommitter:
             memory; a batch whose file a worker already wrote counts as one row).
         on_commit: called on the writer thread with each group of records once they are committed
             (durable against kills; against power loss at the next group's sync).
+        committed_leaf_files: per leaf, the files committed by earlier runs, whose schemas new
+            batches must join (read when the leaf's first new batch comes).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class BatchCommitter:
         fsync: bool = True,
         max_pending_rows: int = 20_000,
         on_commit: Callable[[list[BatchRecord]], None] | None = None,
+        committed_leaf_files: dict[str, list[Path]] | None = None,
     ) -> None:
         self.layout = layout
         self.on_commit = on_commit
@@ -68,7 +71,7 @@ class BatchCommitter:
         self.file_fsync = fsync and not self.group_sync
         self._jobs: deque[_Job] = deque()
         self._pending_rows = 0
-        self.leaf_schemas = LeafSchemas()
+        self.leaf_schemas = LeafSchemas(committed_leaf_files)
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False

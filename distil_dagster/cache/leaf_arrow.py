@@ -66,16 +66,24 @@ def leaf_schema(step: str, files: Files, enable_metadata: bool) -> pa.Schema:
 
 
 class LeafSchemas:
-    """The unified schema of each leaf's batches committed in this run, so that a batch whose
-    column types cannot join the earlier ones fails the run when it is written (naming step,
-    batch and column), not hours later when the Distiset is built."""
+    """The unified schema of each leaf's committed batches, so that a batch whose column types
+    cannot join the earlier ones fails the run when it is written (naming step, batch and
+    column), not hours later when the Distiset is built.
 
-    def __init__(self) -> None:
+    ``committed``: per leaf, the files earlier runs committed (their footers are read when the
+    leaf's first new batch comes, so a resumed run checks against them too).
+    """
+
+    def __init__(self, committed: dict[str, list[Path]] | None = None) -> None:
         self._schemas: dict[str, pa.Schema] = {}
+        self._committed = {step: files for step, files in (committed or {}).items() if files}
 
     def add(self, step: str, seq_no: int, path: Path, schema: pa.Schema | None = None) -> None:
         """Join batch ``seq_no``'s schema (read from the file's footer when not given)."""
         schema = (schema if schema is not None else _parquet_schema(path)).remove_metadata()
+        earlier = self._committed.pop(step, None)
+        if earlier:
+            self._schemas[step] = leaf_schema(step, [(p, None) for p in earlier], enable_metadata=True)
         known = self._schemas.get(step)
         if known is None or known.equals(schema):
             self._schemas[step] = schema

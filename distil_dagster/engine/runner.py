@@ -384,6 +384,10 @@ def _execute(
         fsync=config.fsync,
         max_pending_rows=config.max_pending_rows,
         on_commit=listener.on_commit if listener is not None else None,
+        committed_leaf_files={
+            name: [layout.root / r.file for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")]
+            for name, records in committed.items()
+        },
     )
     backend, capacity = make_backend(executor, config, logger, file_fsync=committer.file_fsync)
     scheduler = Scheduler(

@@ -371,6 +371,8 @@ def test_leaf_column_changing_type_across_batches_stops_the_run_at_that_batch(
         pipeline.run(executor=executor)
 
     assert [r["seq"] for r in cache(pipeline).records("leaf")] == [0, 1]  # the batches before it stay committed
+    with pytest.raises(StepOutputError, match=r"Leaf step 'leaf' wrote batch 2 "):
+        pipeline.run(executor=executor)  # resumed: checked against the batches committed before
 
 
 def test_leaf_column_none_in_one_batch_and_typed_in_the_next_is_no_conflict(
