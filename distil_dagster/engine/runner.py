@@ -187,14 +187,12 @@ def run_pipeline(
 ) -> Distiset:
     """Run ``pipeline`` to completion and return its Distiset (see ``Pipeline.run``).
 
-    Start-up overlaps: the worker server starts first, and ``datasets`` (~0.5 s to import, needed
-    only for the Distiset) is imported on a thread while the workers start.
+    Start-up overlaps: ``datasets`` (~0.5 s to import, needed only for the Distiset) is imported
+    on a thread while the workers start.
     """
     if ray_address is not None:
         config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
     start_method = (config or EngineConfig()).start_method
-    if executor == "processes":
-        process_context(start_method, start_server=True)
     # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
     # from the engine and its committer) nor with plain fork (a child forked while the thread
     # holds an import lock could never take it).
@@ -371,6 +369,8 @@ def _execute(
         if listener is not None:
             listener.on_start(steps, {n: list(committed.get(n, {}).values()) for n in steps})
         return RunResult(layout, _reused_summary(steps, committed), steps, leaves, from_cache=True)
+    if executor == "processes":  # the worker server imports the engine while this thread prepares
+        process_context(config.start_method, start_server=True)
     if committed:
         _log_resume(logger, steps, committed)
     removed = _remove_uncounted(layout, committed)
