@@ -15,6 +15,20 @@ from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
 
 
+def _layout(tmp_path: Path) -> CacheLayout:
+    layout = CacheLayout(tmp_path / "p" / "sig")
+    layout.root.mkdir(parents=True)
+    return layout
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The file descriptors ``os.fsync`` is called on from now (the calls still happen)."""
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd)))
+    return fsynced
+
+
 def _commit_three(layout: CacheLayout, committer: BatchCommitter) -> None:
     for seq in range(3):
         rows = [{"id": seq}]
@@ -24,11 +38,8 @@ def _commit_three(layout: CacheLayout, committer: BatchCommitter) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux-only")
 def test_a_group_is_made_durable_by_one_filesystem_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fsynced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd)))
-    layout = CacheLayout(tmp_path / "p" / "sig")
-    layout.root.mkdir(parents=True)
+    fsynced = _record_fsyncs(monkeypatch)
+    layout = _layout(tmp_path)
     committer = BatchCommitter(layout, fsync=True)
     assert committer.group_sync and not committer.file_fsync
     _commit_three(layout, committer)
@@ -38,11 +49,8 @@ def test_a_group_is_made_durable_by_one_filesystem_sync(tmp_path: Path, monkeypa
 
 def test_without_syncfs_every_file_and_folder_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(committer_module, "sync_filesystem", lambda path: False)
-    fsynced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd)))
-    layout = CacheLayout(tmp_path / "p" / "sig")
-    layout.root.mkdir(parents=True)
+    fsynced = _record_fsyncs(monkeypatch)
+    layout = _layout(tmp_path)
     committer = BatchCommitter(layout, fsync=True)
     assert committer.file_fsync and not committer.group_sync
     _commit_three(layout, committer)
@@ -51,8 +59,7 @@ def test_without_syncfs_every_file_and_folder_is_fsynced(tmp_path: Path, monkeyp
 
 
 def test_fsync_off_syncs_nothing(tmp_path: Path) -> None:
-    layout = CacheLayout(tmp_path / "p" / "sig")
-    layout.root.mkdir(parents=True)
+    layout = _layout(tmp_path)
     committer = BatchCommitter(layout, fsync=False)
     assert not committer.group_sync and not committer.file_fsync
     committer.close()
@@ -75,8 +82,7 @@ def test_journal_lines_become_durable_before_any_later_line_is_written(
     monkeypatch.setattr(
         CommitJournal, "sync", lambda self: (events.append("journal fsync"), real_journal_sync(self))[1]
     )
-    layout = CacheLayout(tmp_path / "p" / "sig")
-    layout.root.mkdir(parents=True)
+    layout = _layout(tmp_path)
     committer = BatchCommitter(layout, fsync=True)
     events.clear()  # the constructor's probe
     for seq in range(3):
@@ -97,8 +103,7 @@ def test_submit_blocks_while_the_pending_rows_exceed_the_bound(tmp_path: Path, m
         return real_write(path, rows, step, fsync)
 
     monkeypatch.setattr(committer_module, "write_batch", slow_write)
-    layout = CacheLayout(tmp_path / "p" / "sig")
-    layout.root.mkdir(parents=True)
+    layout = _layout(tmp_path)
     committer = BatchCommitter(layout, fsync=False, max_pending_rows=2)
 
     def submit(seq: int) -> None:

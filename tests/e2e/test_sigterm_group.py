@@ -8,6 +8,7 @@ instead of stopping it gracefully. The run stops with ``RunInterrupted`` and the
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -72,16 +73,47 @@ def test_a_second_sigterm_exits_at_once_and_leaves_no_worker_behind(tmp_path: Pa
         if "SIGTERM received" in line:
             os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(10) == 128 + signal.SIGTERM
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
+    if not _group_gone(proc.pid, timeout=5.0):
         os.killpg(proc.pid, signal.SIGKILL)
         raise AssertionError("processes of the run outlived it (the worker sleeping in its batch)")
 
     code, stderr = _run(spec, tmp_path)
     assert code == 0, stderr[-3000:]
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, from ``/proc``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                state, _, group = handle.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def _group_gone(pgid: int, timeout: float) -> bool:
+    """Wait (on pidfds, no polling) until every process of the group has exited, at most ``timeout`` s."""
+    poller, fds = select.poll(), []
+    for pid in _group_members(pgid):
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            continue
+        poller.register(fds[-1], select.POLLIN)
+    deadline = time.monotonic() + timeout
+    try:
+        pending = set(fds)
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                pending.discard(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return not _group_members(pgid)

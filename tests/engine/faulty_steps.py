@@ -159,19 +159,22 @@ def _tell(line: str) -> None:
 
 
 class Crash(Step):
-    """Adds ``double``; on the batch holding ``fault_id`` its process dies, once.
+    """Adds ``double``; on the batch holding ``fault_id`` its process dies (or signals), once.
 
     Attributes:
-        fault: ``kill`` (SIGKILL itself) or ``exit`` (``os._exit(3)``).
+        fault: ``kill`` (SIGKILL itself), ``exit`` (``os._exit(3)``) or ``signal`` (send
+            ``signum`` to ``signal_pid`` and go on).
         fault_id: the row id that triggers the fault.
-        heal_marker: created just before the process dies; while it exists the step behaves.
+        heal_marker: created just before the fault; while it exists the step behaves.
     """
 
     fault: str = "kill"
     fault_id: int = -1
     heal_marker: str = ""
+    signal_pid: int = 0
+    signum: int = int(signal.SIGTERM)
 
-    signature_exclude = frozenset({"heal_marker"})
+    signature_exclude = frozenset({"heal_marker", "signal_pid"})
 
     @property
     def inputs(self) -> list[str]:
@@ -185,9 +188,12 @@ class Crash(Step):
         rows = inputs[0]
         if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.heal_marker):
             open(self.heal_marker, "w").close()
-            if self.fault == "kill":
+            if self.fault == "signal":
+                os.kill(self.signal_pid, self.signum)
+            elif self.fault == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
-            os._exit(3)
+            else:
+                os._exit(3)
         for row in rows:
             row["double"] = row["id"] * 2
         yield rows

@@ -3,66 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 
 from distil_dagster.steps import Step, StepInput
 from distil_dagster.steps.typing import StepOutput
-
-
-class ExitOnce(Step):
-    """Adds ``double``; the first time it sees ``fault_id`` its process exits (``os._exit(3)``).
-
-    ``marker`` (a file) records that the fault fired: it is created just before the exit, so the
-    restarted actor computes the batch normally.
-    """
-
-    fault_id: int = -1
-    marker: str = ""
-
-    signature_exclude = frozenset({"marker"})
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["double"]
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        rows = inputs[0]
-        if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.marker):
-            open(self.marker, "w").close()
-            os._exit(3)
-        yield [{**row, "double": row["id"] * 2} for row in rows]
-
-
-class SignalOnce(Step):
-    """Adds ``double``; on the batch holding ``fault_id`` it sends ``signum`` to ``signal_pid``, once
-    (``marker``, a file, records that it did)."""
-
-    fault_id: int = -1
-    signal_pid: int = 0
-    signum: int = 15
-    marker: str = ""
-
-    signature_exclude = frozenset({"signal_pid", "marker"})
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["double"]
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        rows = inputs[0]
-        if any(r["id"] == self.fault_id for r in rows) and not os.path.exists(self.marker):
-            open(self.marker, "w").close()
-            os.kill(self.signal_pid, self.signum)
-        yield [{**row, "double": row["id"] * 2} for row in rows]
 
 
 class AssignedResources(Step):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from distil_dagster.errors import RunInterrupted
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts
-from tests.ray.ray_steps import SignalOnce
+from tests.engine.faulty_steps import Crash
 
 
 def main() -> int:
@@ -24,8 +24,14 @@ def main() -> int:
     with Pipeline(name="ray-signal", cache_dir=cache) as pipeline:
         load = LoadDataFromDicts(name="load", data=[{"id": i} for i in range(200)], batch_size=10)
         marker = str(cache / "signalled-once")
-        load >> SignalOnce(
-            name="sig", input_batch_size=5, fault_id=57, signal_pid=os.getpid(), signum=signum, marker=marker
+        load >> Crash(
+            name="sig",
+            fault="signal",
+            input_batch_size=5,
+            fault_id=57,
+            signal_pid=os.getpid(),
+            signum=signum,
+            heal_marker=marker,
         )
     try:
         distiset = pipeline.run(executor="ray")

@@ -23,10 +23,8 @@ from distil_dagster.errors import (
 )
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts, StepResources
-from tests.engine.faulty_steps import FailingLoad, Stall, Tag
+from tests.engine.faulty_steps import Crash, FailingLoad, Stall, Tag
 from tests.engine.test_failures import GlobalFailsWhileFlag
-
-from .ray_steps import ExitOnce
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -86,7 +84,7 @@ def test_an_actor_killed_mid_batch_is_restarted_and_its_batch_resubmitted(tmp_pa
     marker = tmp_path / "fired"
     with Pipeline(name="ray-exit-once", cache_dir=tmp_path / "cache") as pipeline:
         load = LoadDataFromDicts(name="load", data=_ids(40), batch_size=6)
-        load >> ExitOnce(name="exits", fault_id=9, marker=str(marker), input_batch_size=4)
+        load >> Crash(name="exits", fault="exit", fault_id=9, heal_marker=str(marker), input_batch_size=4)
     rows = pipeline.run(executor="ray")["default"]["train"].to_list()
     assert marker.exists(), "the fault never fired"
     assert [r["double"] for r in rows] == [2 * i for i in range(40)]
