@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from collections.abc import Callable
@@ -77,16 +76,18 @@ def sync_filesystem(path: Path) -> bool:
     Linux) or failed; the caller then fsyncs file by file.
 
     One call makes a whole group of batch files durable: on small batches that costs a fraction
-    of one fsync per file plus one per folder.
+    of one fsync per file plus one per folder. ``syncfs`` is looked up in the symbols the
+    interpreter already has loaded (``dlopen(NULL)``, libc among them): ``ctypes.util.find_library``
+    would run ``ldconfig`` in a subprocess on every call.
     """
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except (OSError, AttributeError):
         return False
     try:
-        return bool(libc.syncfs(fd) == 0)
+        return bool(syncfs(fd) == 0)
     finally:
         os.close(fd)
