@@ -26,6 +26,7 @@ from distil_dagster.cache.batch_store import write_batch
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import LeafSchemas
+from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
 
 __all__ = ["BatchCommitter"]
 
@@ -50,6 +51,8 @@ class BatchCommitter:
             (durable against kills; against power loss at the next group's sync).
         committed_leaf_files: per leaf, the files committed by earlier runs, whose schemas new
             batches must join (read when the leaf's first new batch comes).
+        leaf_arrows: per leaf, a builder fed each committed batch, so the leaf's Arrow file is
+            written while the run goes on (finished by ``close(finish_leaf_arrows=True)``).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class BatchCommitter:
         max_pending_rows: int = 20_000,
         on_commit: Callable[[list[BatchRecord]], None] | None = None,
         committed_leaf_files: dict[str, list[Path]] | None = None,
+        leaf_arrows: dict[str, LeafArrowBuilder] | None = None,
     ) -> None:
         self.layout = layout
         self.on_commit = on_commit
@@ -72,6 +76,7 @@ class BatchCommitter:
         self._jobs: deque[_Job] = deque()
         self._pending_rows = 0
         self.leaf_schemas = LeafSchemas(committed_leaf_files)
+        self.leaf_arrows = leaf_arrows or {}
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False
@@ -106,8 +111,12 @@ class BatchCommitter:
                 self._cond.wait(timeout=1.0)
             self._raise_error()
 
-    def close(self) -> None:
-        """Commit what was submitted (unless the writer failed), then stop the thread."""
+    def close(self, finish_leaf_arrows: bool = False) -> None:
+        """Commit what was submitted (unless the writer failed), then stop the thread.
+
+        ``finish_leaf_arrows``: the run finished; move the leaves' Arrow files into place
+        (otherwise their temp files are removed).
+        """
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -117,6 +126,11 @@ class BatchCommitter:
                 self.journal.sync()  # the last group's lines (earlier ones: each next syncfs)
         finally:
             self.journal.close()
+            for builder in self.leaf_arrows.values():
+                if finish_leaf_arrows and self._error is None:
+                    builder.finish()
+                else:
+                    builder.give_up()
         with self._cond:
             self._raise_error()
 
@@ -171,3 +185,7 @@ class BatchCommitter:
             self.journal.append(written, self.fsync and not self.group_sync)
             if self.on_commit is not None and written:
                 self.on_commit(written)
+            for job in group[: len(written)]:
+                builder = self.leaf_arrows.get(job.record.step)
+                if builder is not None:
+                    builder.add(job.record.seq_no, job.path, job.record.size)

@@ -26,7 +26,16 @@ from distil_dagster.cache.batch_store import read_leaf_table
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
-__all__ = ["METADATA_COLUMN", "LeafSchemas", "conform", "leaf_arrow_file", "leaf_schema", "visible_schema"]
+__all__ = [
+    "METADATA_COLUMN",
+    "LeafSchemas",
+    "arrow_path",
+    "conform",
+    "leaf_arrow_file",
+    "leaf_schema",
+    "remove_stale",
+    "visible_schema",
+]
 
 METADATA_COLUMN = "distilabel_metadata"
 _READ_AHEAD = 4
@@ -151,22 +160,31 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return stat.st_ino, stat.st_mtime_ns
 
 
-def leaf_arrow_file(root: Path, step: str, files: Files, enable_metadata: bool) -> Path:
-    """The Arrow stream file of a leaf's committed ``files`` (written unless it already exists)."""
+def arrow_path(root: Path, step: str, files: Files, enable_metadata: bool) -> Path:
+    """Where the Arrow file of a leaf's committed ``files`` lives (``root``: the signature folder)."""
     key = repr(([(p.name, s, _identity(p)) for p, s in files], enable_metadata))
     fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
-    folder = CacheLayout(root).arrow_dir
-    path = folder / f"{step}.{fingerprint}.arrow"
+    return CacheLayout(root).arrow_dir / f"{step}.{fingerprint}.arrow"
+
+
+def remove_stale(path: Path, step: str) -> None:
+    """Remove the leaf's other Arrow files (a reader that mapped one keeps its pages)."""
+    stale = re.compile(re.escape(step) + r"\.[0-9a-f]{16}\.arrow")
+    for old in path.parent.iterdir():
+        if old != path and stale.fullmatch(old.name):
+            old.unlink(missing_ok=True)
+
+
+def leaf_arrow_file(root: Path, step: str, files: Files, enable_metadata: bool) -> Path:
+    """The Arrow stream file of a leaf's committed ``files`` (written unless it already exists)."""
+    path = arrow_path(root, step, files, enable_metadata)
     if path.exists():
         return path
-    make_private_dirs(folder)
+    make_private_dirs(path.parent)
     try:  # most leaves have one schema: take the first batch's, checked batch by batch
         atomic_write(path, lambda handle: _write_stream(handle, files, None, enable_metadata), True)
     except _SchemaChanged:  # unify the footers' schemas first, then write again
         schema = leaf_schema(step, files, enable_metadata)
         atomic_write(path, lambda handle: _write_stream(handle, files, schema, enable_metadata), True)
-    stale = re.compile(re.escape(step) + r"\.[0-9a-f]{16}\.arrow")
-    for old in folder.iterdir():
-        if old != path and stale.fullmatch(old.name):  # an older one: a reader that mapped it keeps its pages
-            old.unlink(missing_ok=True)
+    remove_stale(path, step)
     return path

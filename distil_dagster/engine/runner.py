@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from distil_dagster.cache.atomic import atomic_write_bytes
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
 from distil_dagster.cache.lock import run_lock
 from distil_dagster.cache.snapshot import write_snapshot
 from distil_dagster.engine.backend import WorkerBackend
@@ -104,7 +106,24 @@ def _remove_uncounted(layout: CacheLayout, committed: Committed) -> int:
             if path.is_file() and layout.relative(path) not in counted:
                 path.unlink()
                 removed += 1
+    if layout.arrow_dir.exists():  # Arrow files being written by a process that died
+        for path in layout.arrow_dir.glob(".*.tmp"):
+            if not _pid_alive(path.name.rsplit(".", 2)[-2]):
+                path.unlink(missing_ok=True)
     return removed
+
+
+def _pid_alive(pid: str) -> bool:
+    """Whether process ``pid`` (text from a temp file's name) exists (unparsable: assume so)."""
+    try:
+        os.kill(int(pid), 0)
+    except ValueError:
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _to_recompute(pipeline: Pipeline, committed: Committed, config: EngineConfig) -> set[tuple[str, int]]:
@@ -388,6 +407,11 @@ def _execute(
             name: [layout.root / r.file for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")]
             for name, records in committed.items()
         },
+        leaf_arrows={
+            name: LeafArrowBuilder(layout.root, name, pipeline.enable_metadata)
+            for name in leaves
+            if not committed.get(name)
+        },
     )
     backend, capacity = make_backend(executor, config, logger, file_fsync=committer.file_fsync)
     scheduler = Scheduler(
@@ -418,7 +442,7 @@ def _execute(
         raise
     finally:
         try:
-            committer.close()
+            committer.close(finish_leaf_arrows=status == "finished")
         finally:
             write_snapshot(layout, pipeline, CommitJournal(layout.journal).read(), status, started, config.fsync)
     _log_summary(logger, pipeline, summary)
