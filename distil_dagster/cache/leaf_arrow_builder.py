@@ -8,7 +8,8 @@ batch waits for the ones before it), in the first batch's visible schema.
 
 The result is the very file ``leaf_arrow_file`` would write, under the same name: the name is
 derived from the committed files when the run finishes, so the Distiset finds it and reads
-nothing. Anything unusual — a batch in another schema, a leaf with batches from earlier runs, an
+nothing. Only where steps run in other processes: inline, the writer thread would take the
+interpreter from the steps, and the Distiset's read at the end decodes on threads. Anything unusual — a batch in another schema, a leaf with batches from earlier runs, an
 unreadable batch, a run that does not finish — and the builder gives up: its temp file is
 removed and the Distiset writes the file the usual way. It can cost time, never correctness.
 """
