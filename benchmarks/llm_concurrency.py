@@ -43,7 +43,35 @@ SETUPS = [  # (label, framework, level, one batch)
     ("distilabel 1.5.3 pipeline", "distilabel", "pipeline", False),
     ("distil_dagster pipeline", "distil_dagster", "pipeline", False),
     ("distil_dagster pipeline, one batch", "distil_dagster", "pipeline", True),
+    ("raw asyncio client (server ceiling)", "raw", "llm", True),
 ]
+
+
+async def raw_client(base_url: str, rows: int, concurrency: int) -> None:
+    """The least a client can do: ``concurrency`` keep-alive connections on asyncio streams, each
+    sending its next request as soon as the answer is in. What it reaches is the ceiling the local
+    server itself allows (its own per-request time and scheduling), whatever the client."""
+    import asyncio
+
+    host_port = base_url.split("//", 1)[1].split("/", 1)[0]
+    host, port = host_port.rsplit(":", 1)
+    todo = iter(range(rows))
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for i in todo:
+            body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": f"question {i}"}]}).encode()
+            head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host_port}\r\ncontent-type: application/json\r\n"
+            writer.write(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
+            answer = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1]) for line in answer.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            assert b" 200 " in answer.split(b"\r\n")[0], answer[:80]
+            await reader.readexactly(length)
+        writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
 
 
 # -- client side (runs in the framework's own interpreter; stdlib imports only at the top) -----
@@ -52,6 +80,12 @@ def client(framework: str, level: str, base_url: str, rows: int, concurrency: in
     this process) of the measured call."""
     data = [{"instruction": f"question {i}"} for i in range(rows)]
     batch = rows if one_batch else concurrency
+    if framework == "raw":
+        import asyncio
+
+        start, cpu = time.perf_counter(), time.process_time()
+        asyncio.run(raw_client(base_url, rows, concurrency))
+        return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}
     if framework == "distilabel":
         from distilabel.models.llms import OpenAILLM as DistilabelLLM
         from distilabel.pipeline import Pipeline as DistilabelPipeline
@@ -143,7 +177,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tests.models.openai_server import FakeOpenAIServer
 
-    pythons = {"distil_dagster": sys.executable, "distilabel": distilabel_python(args.distilabel_python)}
+    pythons = {
+        "distil_dagster": sys.executable,
+        "raw": sys.executable,
+        "distilabel": distilabel_python(args.distilabel_python),
+    }
     levels = [int(c) for c in args.concurrency.split(",")]
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
