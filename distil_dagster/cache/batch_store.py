@@ -133,19 +133,18 @@ def write_rows(path: Path, rows: Rows, step: str, fsync: bool) -> int:
     return write_batch(path, rows, step, fsync)[0]
 
 
-def write_batch(path: Path, rows: Rows, step: str, fsync: bool) -> tuple[int, pa.Schema | None]:
-    """``write_rows``, also returning the Parquet file's schema (``None`` for a pickled batch)."""
+def write_batch(path: Path, rows: Rows, step: str, fsync: bool) -> tuple[int, pa.Table | None]:
+    """``write_rows``, also returning the Arrow table written to Parquet (``None`` for a pickled batch)."""
     if path.suffix == ".parquet":
         table = rows_to_table(rows, step)
-        schema = table.schema
-        table = table.replace_schema_metadata({_TABLE_CHECK: _table_check(table)})
+        checked = table.replace_schema_metadata({_TABLE_CHECK: _table_check(table)})
         try:
             size = atomic_write(
-                path, lambda f: pq.write_table(table, f, compression="snappy", write_page_checksum=True), fsync
+                path, lambda f: pq.write_table(checked, f, compression="snappy", write_page_checksum=True), fsync
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise StepOutputError(f"Step '{step}' produced rows that Parquet cannot store ({exc}).") from exc
-        return size, schema
+        return size, table
     payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
     return atomic_write_bytes(path, _FRAME + zlib.crc32(payload).to_bytes(_CRC_BYTES, "big") + payload, fsync), None
 

@@ -37,6 +37,7 @@ class _Job:
     rows: list[dict[str, Any]] | None
     path: Path | None
     schema: Any = None
+    table: Any = None  # the leaf batch as written here (inline), for the Arrow file
 
 
 class BatchCommitter:
@@ -168,7 +169,8 @@ class BatchCommitter:
         try:
             for job in group:
                 if job.path is not None and job.rows is not None:
-                    job.record.size, job.schema = write_batch(job.path, job.rows, job.record.step, self.file_fsync)
+                    job.record.size, job.table = write_batch(job.path, job.rows, job.record.step, self.file_fsync)
+                    job.schema = None if job.table is None else job.table.schema
                 if job.path is not None:
                     if job.path.suffix == ".parquet":  # a leaf's batch: not committed if it cannot join
                         self.leaf_schemas.add(job.record.step, job.record.seq_no, job.path, job.schema)
@@ -188,4 +190,5 @@ class BatchCommitter:
             for job in group[: len(written)]:
                 builder = self.leaf_arrows.get(job.record.step)
                 if builder is not None:
-                    builder.add(job.record.seq_no, job.path, job.record.size)
+                    builder.add(job.record.seq_no, job.path, job.record.size, job.table)
+                job.table = None

@@ -8,8 +8,8 @@ batch waits for the ones before it), in the first batch's visible schema.
 
 The result is the very file ``leaf_arrow_file`` would write, under the same name: the name is
 derived from the committed files when the run finishes, so the Distiset finds it and reads
-nothing. Only where steps run in other processes: inline, the writer thread would take the
-interpreter from the steps, and the Distiset's read at the end decodes on threads. Anything unusual — a batch in another schema, a leaf with batches from earlier runs, an
+nothing. Batches a worker wrote are read back; batches the committer wrote itself (inline)
+are taken from memory, once the first of their schema read back equal. Anything unusual — a batch in another schema, a leaf with batches from earlier runs, an
 unreadable batch, a run that does not finish — and the builder gives up: its temp file is
 removed and the Distiset writes the file the usual way. It can cost time, never correctness.
 """
@@ -45,7 +45,8 @@ class LeafArrowBuilder:
         self.step = step
         self.enable_metadata = enable_metadata
         self._next = 0
-        self._waiting: dict[int, tuple[Path | None, int | None]] = {}
+        self._waiting: dict[int, tuple[Path | None, int | None, pa.Table | None]] = {}
+        self._trusted: pa.Schema | None = None  # in-memory tables in this schema read back equal
         self._files: list[tuple[Path, int | None]] = []
         self._tmp = temp_path(CacheLayout(root).arrow_dir / f"{step}.building.arrow")
         self._handle: Any = None
@@ -53,26 +54,39 @@ class LeafArrowBuilder:
         self._schema: pa.Schema | None = None
         self.gave_up = False
 
-    def add(self, seq_no: int, path: Path | None, size: int | None) -> None:
-        """A committed batch of the leaf (``path=None``: an empty batch, which has no file)."""
+    def add(self, seq_no: int, path: Path | None, size: int | None, table: pa.Table | None = None) -> None:
+        """A committed batch of the leaf (``path=None``: an empty batch, which has no file).
+
+        ``table``: the batch as it was written to ``path`` (else it is read back from the file).
+        """
         if self.gave_up:
             return
-        self._waiting[seq_no] = (path, size)
+        self._waiting[seq_no] = (path, size, table)
         while self._next in self._waiting:
-            path, size = self._waiting.pop(self._next)
+            path, size, table = self._waiting.pop(self._next)
             self._next += 1
             if path is None:
                 continue
             try:
-                if not self._write(path, size):
+                if not self._write(path, size, self._as_read(path, size, table)):
                     self.give_up()
                     return
             except Exception:  # the Distiset writes the file itself and reports the problem
                 self.give_up()
                 return
 
-    def _write(self, path: Path, size: int | None) -> bool:
-        table = read_leaf_table(path, size)
+    def _as_read(self, path: Path, size: int | None, table: pa.Table | None) -> pa.Table:
+        """The batch as reading ``path`` gives it. A table written from memory is taken as it is
+        once the first one in its schema was read back equal (Parquet's round trip of a schema is
+        a function of the schema), so the file holds what the Distiset would read."""
+        if table is not None and self._trusted is not None and table.schema.equals(self._trusted):
+            return table
+        read = read_leaf_table(path, size)
+        if table is not None and self._trusted is None and read.equals(table):
+            self._trusted = table.schema
+        return read
+
+    def _write(self, path: Path, size: int | None, table: pa.Table) -> bool:
         table = table.select(visible_schema(table.schema, self.enable_metadata).names)
         if self._writer is None:
             make_private_dirs(self._tmp.parent)

@@ -407,12 +407,10 @@ def _execute(
             name: [layout.root / r.file for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")]
             for name, records in committed.items()
         },
-        # Inline, the steps and the writer share one interpreter: reading the batches back during
-        # the run slows both, while the Distiset's read at the end decodes on threads (no gain).
         leaf_arrows={
             name: LeafArrowBuilder(layout.root, name, pipeline.enable_metadata)
             for name in leaves
-            if not committed.get(name) and executor != "inline"
+            if not committed.get(name)
         },
     )
     backend, capacity = make_backend(executor, config, logger, file_fsync=committer.file_fsync)

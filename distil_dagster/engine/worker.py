@@ -196,7 +196,8 @@ def _write(rows: Rows, output: str | None, step: str, fsync: bool) -> tuple[int 
     """The file's size and, for a leaf's Parquet file, its schema (``None, None``: no file)."""
     if not rows or output is None:
         return None, None
-    return write_batch(Path(output), rows, step, fsync)
+    size, table = write_batch(Path(output), rows, step, fsync)
+    return size, None if table is None else table.schema
 
 
 def _process(step: Step, task: ProcessTask, files: _FileCache, spec: WorkerSpec, logger: logging.Logger) -> TaskResult:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from distil_dagster.cache import leaf_arrow
+from distil_dagster.cache.batch_store import write_batch
+from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
 from distil_dagster.errors import RunInterrupted, StepOutputError
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts, StepResources
@@ -31,15 +34,14 @@ def _refuse_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_finished_run_leaves_the_arrow_file_the_distiset_opens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache, rows
+    tmp_path: Path, executor: str, monkeypatch: pytest.MonkeyPatch, cache, rows
 ) -> None:
-    """With worker processes (inline, the Distiset writes the file at the end: no gain there)."""
     with Pipeline(name="builder", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(40)], batch_size=10)
         gen >> Tag(name="leaf", input_batch_size=3, resources=StepResources(replicas=2))
     _refuse_to_write(monkeypatch)
 
-    distiset = pipeline.run(executor="processes")
+    distiset = pipeline.run(executor=executor)
 
     assert [r["id"] for r in rows(distiset)] == list(range(40))  # seq order, whichever replica finished first
     assert [r["double"] for r in rows(distiset)] == [2 * i for i in range(40)]
@@ -106,3 +108,23 @@ def test_temp_files_of_dead_writers_are_removed_when_a_run_resumes(tmp_path: Pat
 
     assert not dead.exists()
     assert live.exists()
+
+
+def test_tables_from_memory_are_trusted_only_after_one_read_back_equal(tmp_path: Path) -> None:
+    """The Arrow file holds what the Parquet files hold, even when the tables handed over differ."""
+    data = tmp_path / "data" / "leaf"
+    files = []
+    for seq in range(3):
+        path = data / f"{seq + 1:05d}.parquet"
+        size, _ = write_batch(path, [{"id": seq * 2 + i} for i in range(2)], "leaf", fsync=False)
+        files.append((path, size))
+    other = pa.table({"id": [-1, -1]})  # same schema, other values: never read back equal
+    builder = LeafArrowBuilder(tmp_path, "leaf", enable_metadata=False)
+    for seq, (path, size) in enumerate(files):
+        builder.add(seq, path, size, other)
+
+    arrow = builder.finish()
+
+    assert arrow is not None
+    assert pa.ipc.open_stream(arrow.read_bytes()).read_all().column("id").to_pylist() == list(range(6))
+    assert arrow == leaf_arrow.arrow_path(tmp_path, "leaf", files, enable_metadata=False)
