@@ -49,7 +49,7 @@ async def _within(awaitable: Awaitable[_T], seconds: float | None, error: type[E
             async with asyncio.timeout(seconds):
                 return await awaitable
         return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError as exc:
+    except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
         raise error(f"{what} timed out after {seconds} s") from exc
 
 
