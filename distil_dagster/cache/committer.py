@@ -128,9 +128,12 @@ class BatchCommitter:
         finally:
             self.journal.close()
             for builder in self.leaf_arrows.values():
-                if finish_leaf_arrows and self._error is None:
-                    builder.finish()
-                else:
+                try:
+                    if finish_leaf_arrows and self._error is None:
+                        builder.finish()
+                    else:
+                        builder.give_up()
+                except Exception:  # an optimization only: the Distiset writes (and reports) the file
                     builder.give_up()
         with self._cond:
             self._raise_error()

@@ -122,7 +122,9 @@ class LeafArrowBuilder:
         with contextlib.suppress(Exception):
             if self._writer is not None:
                 self._writer.close()
-        if self._handle is not None:
-            self._handle.close()
+        with contextlib.suppress(OSError):
+            if self._handle is not None:
+                self._handle.close()
         self._writer = self._handle = None
-        self._tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._tmp.unlink(missing_ok=True)
