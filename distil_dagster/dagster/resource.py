@@ -19,6 +19,7 @@ from pydantic import Field, PrivateAttr
 
 from distil_dagster.dagster.engine_run import EngineRun, EngineRunError, EngineSettings
 from distil_dagster.engine.config import EngineConfig
+from distil_dagster.engine.interrupts import WaitInterrupted, interruptible_wait, kill_workers
 from distil_dagster.engine.run_log import LOGGER_NAME
 from distil_dagster.pipeline.base import Pipeline
 
@@ -135,11 +136,19 @@ class DistilDagsterResource(ConfigurableResource):
                 "Committed batches are kept: the next materialization resumes from them."
             )
             run.stop()
-        ended = run.join(self.stop_timeout if run.stop_event.is_set() else None)
+        abandoned = None
+        try:
+            with interruptible_wait():  # the run was stopped already: another signal ends the wait
+                ended = run.join(self.stop_timeout if run.stop_event.is_set() else None)
+        except WaitInterrupted as signal_name:
+            ended, abandoned = False, f"Second {signal_name} while the engine finished the batches in flight"
+        if not ended:
+            # Workers ignore SIGTERM: left running, they would hold up this process's exit.
+            kill_workers()
         if context.log is not None:
             forward_logs(context.log, run.take_logs())
         if not ended:
             log.warning(
-                f"The engine did not stop within {self.stop_timeout:.0f} s; batches still in flight are "
-                "abandoned and recomputed by the next run."
+                f"{abandoned or f'The engine did not stop within {self.stop_timeout:.0f} s'}; batches still in "
+                "flight are abandoned and recomputed by the next run (committed batches are kept)."
             )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["interrupt_handlers"]
+__all__ = ["WaitInterrupted", "interrupt_handlers", "interruptible_wait", "kill_workers"]
 
 
 @contextmanager
@@ -30,14 +30,43 @@ def interrupt_handlers(stop: threading.Event, logger: logging.Logger) -> Iterato
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             logger.warning("Second %s: exiting now; committed batches are kept.", signal.Signals(signum).name)
-            for child in multiprocessing.active_children():
-                child.kill()
+            kill_workers()
             os._exit(128 + signum)
         stop.set()
         logger.warning(
             "%s received: finishing the batches in flight, then stopping. Press Ctrl+C again to exit at once.",
             signal.Signals(signum).name,
         )
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def kill_workers() -> None:
+    """SIGKILL this process's worker processes (they ignore SIGINT and SIGTERM, which are the run's)."""
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
+class WaitInterrupted(Exception):
+    """A SIGINT or SIGTERM arrived during an ``interruptible_wait`` block."""
+
+
+@contextmanager
+def interruptible_wait() -> Iterator[None]:
+    """Within the block (main thread only), SIGINT or SIGTERM raises ``WaitInterrupted``, so a
+    blocking wait (``Thread.join``) ends at once instead of running to its timeout. For a host that
+    already took the first signal (Dagster) and now waits for the engine's batches in flight."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        raise WaitInterrupted(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

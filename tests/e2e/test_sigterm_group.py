@@ -25,7 +25,8 @@ TARGET = ROOT / "tests" / "reliability" / "children" / "fault_target.py"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def _run(spec: Spec, cache: Path, signal_on: str | None = None) -> tuple[int, str]:
+def _run(spec: Spec, cache: Path, signal_on: str | None = None, gate: Path | None = None) -> tuple[int, str]:
+    """Run ``spec``; SIGTERM its group on the first stderr line holding ``signal_on``, then open ``gate``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, str(TARGET), "--spec", spec.to_json(), "--cache-dir", str(cache), "--executor", "processes"]
     proc = subprocess.Popen(
@@ -38,16 +39,19 @@ def _run(spec: Spec, cache: Path, signal_on: str | None = None) -> tuple[int, st
         if signal_on is not None and signal_on in line:
             os.killpg(proc.pid, signal.SIGTERM)
             signal_on = None
+            if gate is not None:
+                gate.touch()
     return proc.wait(60), "".join(lines)
 
 
 @pytest.mark.parametrize("phase", ["load", "run"])
 def test_sigterm_to_the_group_stops_gracefully_and_the_run_resumes(tmp_path: Path, phase: str) -> None:
     spec = Spec(name="sigterm", rows=60)
-    first = spec.replace(load_seconds=2.0) if phase == "load" else spec.replace(announce=[30], pause=0.5)
+    gate = tmp_path / "gate"  # the phase holds until the signal is sent
+    held = spec.replace(hold_load=True) if phase == "load" else spec.replace(announce=[30])
     when = "herald work loading" if phase == "load" else "herald work reached 30"
 
-    code, stderr = _run(first, tmp_path, signal_on=when)
+    code, stderr = _run(held.replace(gate=str(gate)), tmp_path, signal_on=when, gate=gate)
 
     assert code == 130, stderr[-3000:]
     assert "error: RunInterrupted" in stderr and "WorkerDiedError" not in stderr
@@ -61,7 +65,8 @@ def test_a_second_sigterm_exits_at_once_and_leaves_no_worker_behind(tmp_path: Pa
     # Workers ignore SIGTERM (the first one is the run's to handle): the second must not leave them orphaned.
     spec = Spec(name="sigterm", rows=60)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, str(TARGET), "--spec", spec.replace(announce=[30], pause=30.0).to_json()]
+    held = spec.replace(announce=[30], gate=str(tmp_path / "never-opened"))  # the batch is in flight at both signals
+    args = [sys.executable, str(TARGET), "--spec", held.to_json()]
     args += ["--cache-dir", str(tmp_path), "--executor", "processes"]
     proc = subprocess.Popen(
         args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True

@@ -230,17 +230,19 @@ class ExitOnLoad(Step):
 class Herald(Step):
     """Adds ``<column>`` (a hash of ``id``) and tells on stderr where it is, to be signalled there.
 
-    ``herald <name> loading`` when ``load()`` starts (which then takes ``load_seconds``);
-    ``herald <name> reached <id>`` when a batch holding one of ``announce`` starts (which then
-    takes ``pause`` seconds more). Each line ends with ``pgid=<the process group>``.
+    ``herald <name> loading`` when ``load()`` starts (with ``hold_load``, it then waits until
+    ``gate`` exists); ``herald <name> reached <id>`` when a batch holding one of ``announce``
+    starts (which then waits until ``gate`` exists, if one is named). A test opens the gate once
+    it has signalled, so the signal always lands in that phase, however slow the machine. Each
+    line ends with ``pgid=<the process group>``.
     """
 
     column: str = "herald"
-    load_seconds: float = 0.0
+    hold_load: bool = False
     announce: list[int] = []
-    pause: float = 0.0
+    gate: str = ""
 
-    signature_exclude = frozenset({"load_seconds", "announce", "pause"})
+    signature_exclude = frozenset({"hold_load", "announce", "gate"})
 
     @property
     def inputs(self) -> list[str]:
@@ -252,19 +254,29 @@ class Herald(Step):
 
     def load(self) -> None:
         super().load()
-        if self.load_seconds:
+        if self.hold_load:
             _tell(f"herald {self.name} loading")
-            time.sleep(self.load_seconds)
+            _await_file(self.gate)
 
     def process(self, *inputs: StepInput) -> StepOutput:
         rows = inputs[0]
         reached = [r["id"] for r in rows if r["id"] in self.announce]
         if reached:
             _tell(f"herald {self.name} reached {reached[0]}")
-            time.sleep(self.pause)
+            if self.gate:
+                _await_file(self.gate)
         for row in rows:
             row[self.column] = f"{self.name}-{row['id'] * 7919 % 10007}"
         yield rows
+
+
+def _await_file(path: str, limit: float = 60.0) -> None:
+    """Wait until ``path`` exists (a gate the test opens); raise after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):  # a test double: polling a file is fine here
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {path} never opened")
+        time.sleep(0.02)
 
 
 class Gate(Step):
@@ -286,9 +298,5 @@ class Gate(Step):
         rows = inputs[0]
         if any(r["id"] == self.gate_id for r in rows):
             _tell(f"gate {self.name} waiting")
-            deadline = time.monotonic() + 60
-            while not os.path.exists(self.gate_file):  # a test double: polling a file is fine here
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"gate {self.gate_file} never opened")
-                time.sleep(0.02)
+            _await_file(self.gate_file)
         yield rows

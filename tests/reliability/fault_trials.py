@@ -55,10 +55,11 @@ def run_target(
     timeout: float = RUN_TIMEOUT,
     signum: int = signal.SIGTERM,
     signal_when: Callable[[str], bool] | None = None,
+    after_signal: Callable[[], None] | None = None,
 ) -> Child:
     """``fault_target.py`` on ``spec`` (``options``: its further flags)."""
     args = [python(), str(FAULT_TARGET), "--spec", spec.to_json(), "--cache-dir", str(cache), "--executor", executor]
-    return run_child([*args, *options], timeout, signum=signum, signal_when=signal_when)
+    return run_child([*args, *options], timeout, signum=signum, signal_when=signal_when, after_signal=after_signal)
 
 
 def dagster_home(workdir: Path) -> Path:
@@ -77,6 +78,7 @@ def run_dagster(
     timeout: float = DAGSTER_TIMEOUT,
     signum: int = signal.SIGTERM,
     signal_when: Callable[[str], bool] | None = None,
+    after_signal: Callable[[], None] | None = None,
 ) -> Child:
     """``dagster asset materialize --select '*'`` of ``spec``'s pipeline, its cache under ``cache``."""
     env = child_env(
@@ -86,7 +88,9 @@ def run_dagster(
         DAGSTER_HOME=str(dagster_home(workdir)),
     )
     args = [str(Path(python()).with_name("dagster")), "asset", "materialize", "-f", DAGSTER_DEFINITIONS]
-    return run_child([*args, "--select", "*"], timeout, env=env, signum=signum, signal_when=signal_when)
+    return run_child(
+        [*args, "--select", "*"], timeout, env=env, signum=signum, signal_when=signal_when, after_signal=after_signal
+    )
 
 
 def results(child: Child) -> list[dict[str, Any]]:
@@ -140,10 +144,10 @@ class References:
         healed = spec.replace(marker=str(marker))  # the fault healed, the gate open
         # What does not change the healed output: the trigger, the marker, the announcements.
         neutral = {"marker": "", "fault_id": -1, "stall_mode": "sleep", "announce": [], "leaf_announce": []}
-        key = healed.replace(**neutral, load_seconds=0.0, pause=0.0).to_json()
+        key = healed.replace(**neutral, hold_load=False, gate="").to_json()
         if key not in self.cache:
             cache = workdir / "reference"
-            child = run_target(healed.replace(announce=[], leaf_announce=[], load_seconds=0.0), cache, "inline")
+            child = run_target(healed.replace(announce=[], leaf_announce=[], hold_load=False, gate=""), cache, "inline")
             if child.returncode != 0:
                 raise AssertionError(f"the reference run failed ({child.returncode}):\n{tail(child.stderr)}")
             self.cache[key] = leaf_rows(cache, spec.name)

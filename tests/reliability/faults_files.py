@@ -76,7 +76,7 @@ class Corruption:
         if killed:
             stop_at = rng.randrange(_WORK_BATCH, ROWS - _WORK_BATCH)
             first = run_target(
-                spec.replace(announce=[stop_at], pause=60.0),
+                spec.replace(announce=[stop_at], gate=str(workdir / "never-opened")),  # held until killed
                 cache,
                 executor,
                 signum=signal.SIGKILL,

@@ -65,17 +65,21 @@ class Sigterm:
     path: str
     references: References
 
-    def _signalled(self, rng: random.Random, spec: Spec) -> tuple[Spec, Callable[[str], bool]]:
-        """The spec that tells where it is, and the predicate on its stderr that fires the signal."""
+    def _signalled(self, rng: random.Random, spec: Spec, gate: Path) -> tuple[Spec, Callable[[str], bool]]:
+        """The spec that tells where it is, and the predicate on its stderr that fires the signal.
+
+        ``work`` holds its ``load()`` or the announced batch until ``gate`` exists, which the trial
+        creates once the signal is sent; the double SIGTERM never opens it.
+        """
         if self.phase == "load":
-            return spec.replace(load_seconds=2.0), lambda line: "herald work loading" in line
+            return spec.replace(hold_load=True, gate=str(gate)), lambda line: "herald work loading" in line
         if self.phase == "final":
             last = ROWS - 1
             return spec.replace(leaf_announce=[last]), lambda line: f"herald leaf reached {last}" in line
         at = rng.randrange(2 * _WORK_BATCH, ROWS - _WORK_BATCH)
         if self.phase == "run":
-            return spec.replace(announce=[at], pause=0.3), lambda line: f"herald work reached {at}" in line
-        delay = rng.uniform(0.05, 0.5)  # double: the first stop waits for the 3 s batch; the second cuts it
+            return spec.replace(announce=[at], gate=str(gate)), lambda line: f"herald work reached {at}" in line
+        delay = rng.uniform(0.05, 0.5)  # double: the first stop waits for the held batch; the second cuts it
 
         def double(line: str) -> bool:
             if f"herald work reached {at}" not in line:
@@ -83,18 +87,19 @@ class Sigterm:
             _kill_group_later(line, delay)
             return True
 
-        return spec.replace(announce=[at], pause=3.0), double
+        return spec.replace(announce=[at], gate=str(gate.with_name("never-opened"))), double
 
     def trial(self, rng: random.Random, workdir: Path) -> Outcome:
         spec = Spec(name=NAME, rows=ROWS)
         expected = self.references.get(spec, workdir)
         cache = workdir / "cache"
-        signalled, when = self._signalled(rng, spec)
+        gate = workdir / "gate"
+        signalled, when = self._signalled(rng, spec, gate)
         if self.path == "dagster":
-            first = run_dagster(signalled, cache, workdir, signal_when=when)
+            first = run_dagster(signalled, cache, workdir, signal_when=when, after_signal=gate.touch)
             outcome = Outcome(hang=first.hung, unclear=self._dagster_findings(first))
         else:
-            first = run_target(signalled, cache, self.path, signal_when=when)
+            first = run_target(signalled, cache, self.path, signal_when=when, after_signal=gate.touch)
             outcome = Outcome(hang=first.hung, unclear=self._findings(first))
         resumed = run_target(spec, cache, "processes" if self.path == "dagster" else self.path)
         outcome.hang = outcome.hang or resumed.hung

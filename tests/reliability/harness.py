@@ -172,12 +172,14 @@ def run_child(
     signal_after: float | None = None,
     signum: int = signal.SIGKILL,
     signal_when: Callable[[str], bool] | None = None,
+    after_signal: Callable[[], None] | None = None,
 ) -> Child:
     """Run ``args`` in a new session, bounded by ``timeout`` (then the group is killed: a hang).
 
     ``signal_after`` sends ``signum`` to the whole group after that many seconds;
     ``signal_when`` sends it as soon as a line of the child's stderr satisfies it (e.g. a log
-    line announcing the phase to interrupt). Outputs are read to the end either way.
+    line announcing the phase to interrupt), then calls ``after_signal`` (e.g. opens the gate
+    the child waits at, so the signal lands in that phase). Outputs are read to the end either way.
     """
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -211,8 +213,10 @@ def run_child(
         assert proc.stderr is not None
         for line in proc.stderr:
             err_lines.append(line)
-            if signal_when is not None and signal_when(line):
+            if signal_when is not None and not sent and signal_when(line):
                 send()
+                if after_signal is not None:
+                    after_signal()
 
     err_reader = threading.Thread(target=read_err)
     err_reader.daemon = True

@@ -46,7 +46,8 @@ class Spec:
         marker: the heal marker (``kill``, ``exit``, ``load-exit``, ``raise``, ``hang``) or the
             gate file (``gate``); excluded from the signature.
         stall_mode: ``sleep`` or ``spin`` (``hang``).
-        load_seconds / announce / pause: ``work``'s Herald settings (``fault=""``).
+        hold_load / announce / gate: ``work``'s Herald settings (``fault=""``): its ``load()``
+            or its announced batch waits until the ``gate`` file exists.
         leaf_announce: ids the leaf announces when it reaches them.
         markers: ``fault="llm"``: row id -> the fake server's marker (``#status=500`` ...).
         base_url: ``fault="llm"``: the server.
@@ -58,9 +59,9 @@ class Spec:
     fault_id: int = -1
     marker: str = ""
     stall_mode: str = "sleep"
-    load_seconds: float = 0.0
+    hold_load: bool = False
     announce: list[int] = field(default_factory=list)
-    pause: float = 0.0
+    gate: str = ""
     leaf_announce: list[int] = field(default_factory=list)
     markers: dict[int, str] = field(default_factory=dict)
     base_url: str = ""
@@ -91,7 +92,7 @@ def _work(spec: Spec) -> Step:
     if spec.fault == "gate":
         return Gate(gate_id=spec.fault_id, gate_file=spec.marker, **common)
     if spec.fault == "":
-        return Herald(column="hw", load_seconds=spec.load_seconds, announce=spec.announce, pause=spec.pause, **common)
+        return Herald(column="hw", hold_load=spec.hold_load, announce=spec.announce, gate=spec.gate, **common)
     raise ValueError(f"unknown fault {spec.fault!r}; choose one of {FAULTS}")
 
 
