@@ -12,9 +12,13 @@ import asyncio
 import contextlib
 import gzip
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -83,8 +87,9 @@ async def read_request(reader: asyncio.StreamReader) -> Seen | None:
 class RawServer:
     """An HTTP/1.1 server on 127.0.0.1 whose answers are raw bytes from ``respond``."""
 
-    def __init__(self, respond: Respond) -> None:
+    def __init__(self, respond: Respond, tls: ssl.SSLContext | None = None) -> None:
         self.respond = respond
+        self.tls = tls
         self.port = 0
         self.connections = 0  # accepted so far
         self.requests: list[Seen] = []
@@ -100,7 +105,7 @@ class RawServer:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> RawServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -581,3 +586,49 @@ def test_lean_transport_without_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("NO_PROXY", "localhost")
     transport = lean_transport(4)
     assert isinstance(transport, LeanAsyncTransport)
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and 127.0.0.1 and its key, made by the ``openssl`` command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    names = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        [*command, "-days", "1", "-subj", "/CN=localhost", "-addext", names], check=True, capture_output=True
+    )
+    return cert, key
+
+
+def test_https_with_a_trusted_certificate_keeps_its_connection(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+
+    async def scenario() -> None:
+        async with RawServer(always(ok(b'{"tls": true}')), tls=server_tls) as server:
+            transport = LeanAsyncTransport(2, ssl_context=ssl.create_default_context(cafile=str(cert)))
+            async with httpx2.AsyncClient(transport=transport) as client:
+                for _ in range(2):
+                    response = await client.get(f"https://localhost:{server.port}/v1/models")
+                    assert response.json() == {"tls": True}
+            assert server.connections == 1
+            assert server.requests[0].headers["host"] == f"localhost:{server.port}"
+
+    run(scenario())
+
+
+def test_https_with_an_untrusted_certificate_is_a_connect_error(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+
+    async def scenario() -> None:
+        async with RawServer(always(ok()), tls=server_tls) as server:
+            async with httpx2.AsyncClient(transport=LeanAsyncTransport(2)) as client:  # system CAs only
+                with pytest.raises(httpx2.ConnectError, match="certificate"):
+                    await client.get(f"https://localhost:{server.port}/")
+            assert server.requests == []
+
+    run(scenario())
