@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -23,9 +23,6 @@ __all__ = ["WaitInterrupted", "interrupt_handlers", "interruptible_wait", "kill_
 @contextmanager
 def interrupt_handlers(stop: threading.Event, logger: logging.Logger) -> Iterator[None]:
     """Map SIGINT/SIGTERM to a graceful stop while the block runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
@@ -38,12 +35,8 @@ def interrupt_handlers(stop: threading.Event, logger: logging.Logger) -> Iterato
             signal.Signals(signum).name,
         )
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _handling(handle):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def kill_workers() -> None:
@@ -61,13 +54,21 @@ def interruptible_wait() -> Iterator[None]:
     """Within the block (main thread only), SIGINT or SIGTERM raises ``WaitInterrupted``, so a
     blocking wait (``Thread.join``) ends at once instead of running to its timeout. For a host that
     already took the first signal (Dagster) and now waits for the engine's batches in flight."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handle(signum: int, frame: FrameType | None) -> None:
         raise WaitInterrupted(signal.Signals(signum).name)
 
+    with _handling(handle):
+        yield
+
+
+@contextmanager
+def _handling(handle: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handle`` SIGINT and SIGTERM within the block, then restore the previous handlers (only the
+    main thread may install handlers; elsewhere the block runs with them unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from distil_dagster.distiset import create_distiset
+from tests.engine.faulty_steps import open_gate
 from tests.reliability.children.pipelines import Spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def _run(spec: Spec, cache: Path, signal_on: str | None = None, gate: Path | Non
             os.killpg(proc.pid, signal.SIGTERM)
             signal_on = None
             if gate is not None:
-                gate.touch()
+                open_gate(gate)
     return proc.wait(60), "".join(lines)
 
 

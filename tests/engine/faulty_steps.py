@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import select
 import signal
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from distil_dagster.steps import Step, StepInput
 from distil_dagster.steps.typing import StepOutput
@@ -230,9 +235,9 @@ class ExitOnLoad(Step):
 class Herald(Step):
     """Adds ``<column>`` (a hash of ``id``) and tells on stderr where it is, to be signalled there.
 
-    ``herald <name> loading`` when ``load()`` starts (with ``hold_load``, it then waits until
-    ``gate`` exists); ``herald <name> reached <id>`` when a batch holding one of ``announce``
-    starts (which then waits until ``gate`` exists, if one is named). A test opens the gate once
+    ``herald <name> loading`` when ``load()`` starts (with ``hold_load``, it then waits at the
+    gate ``gate``, see ``wait_at_gate``); ``herald <name> reached <id>`` when a batch
+    holding one of ``announce`` starts (which then waits at ``gate``, if one is named). A test opens the gate once
     it has signalled, so the signal always lands in that phase, however slow the machine. Each
     line ends with ``pgid=<the process group>``.
     """
@@ -255,34 +260,26 @@ class Herald(Step):
     def load(self) -> None:
         super().load()
         if self.hold_load:
-            _tell(f"herald {self.name} loading")
-            _await_file(self.gate)
+            wait_at_gate(self.gate, lambda: _tell(f"herald {self.name} loading"))
 
     def process(self, *inputs: StepInput) -> StepOutput:
         rows = inputs[0]
         reached = [r["id"] for r in rows if r["id"] in self.announce]
         if reached:
-            _tell(f"herald {self.name} reached {reached[0]}")
+            announce = lambda: _tell(f"herald {self.name} reached {reached[0]}")  # noqa: E731
             if self.gate:
-                _await_file(self.gate)
+                wait_at_gate(self.gate, announce)
+            else:
+                announce()
         for row in rows:
             row[self.column] = f"{self.name}-{row['id'] * 7919 % 10007}"
         yield rows
 
 
-def _await_file(path: str, limit: float = 60.0) -> None:
-    """Wait until ``path`` exists (a gate the test opens); raise after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while not os.path.exists(path):  # a test double: polling a file is fine here
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gate {path} never opened")
-        time.sleep(0.02)
-
-
 class Gate(Step):
-    """Passes rows through; the batch holding ``gate_id`` waits until ``gate_file`` exists.
+    """Passes rows through; the batch holding ``gate_id`` waits at the gate ``gate_file``.
 
-    It tells ``gate <name> waiting`` on stderr first, and gives up (raises) after 60 s.
+    It tells ``gate <name> waiting`` on stderr once waiting, and gives up (raises) after 60 s.
     """
 
     gate_id: int = -1
@@ -297,6 +294,60 @@ class Gate(Step):
     def process(self, *inputs: StepInput) -> StepOutput:
         rows = inputs[0]
         if any(r["id"] == self.gate_id for r in rows):
-            _tell(f"gate {self.name} waiting")
-            _await_file(self.gate_file)
+            wait_at_gate(self.gate_file, lambda: _tell(f"gate {self.name} waiting"))
         yield rows
+
+
+# -- gates: a test holds a step at one point until it opens the gate (an event, not a timed wait).
+# A gate is a path. A regular file there is an open gate: a step arriving later passes at once. A
+# step that arrives while the gate is closed puts a FIFO there, with itself as the reader, and
+# waits (bounded) until ``open_gate`` writes to it; then it leaves a regular file, so the gate
+# stays open. The FIFO is made under a temp name with its reader already open and linked into
+# place, so an opener never finds a FIFO nobody reads. (Here, not in a module of their own: some
+# targets load this file by path, without the ``tests`` package.)
+
+
+def wait_at_gate(path: str | Path, announce: Callable[[], None], limit: float = 60.0) -> None:
+    """``announce()`` once ready to be let through, then wait until the gate at ``path`` opens.
+
+    Raises ``TimeoutError`` after ``limit`` seconds (a test that never opens it is still bounded).
+    """
+    path = Path(path)
+    if path.is_file():
+        announce()
+        return
+    fifo = path.with_name(f".{path.name}.{os.getpid()}.fifo")
+    os.mkfifo(fifo, 0o600)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        try:
+            os.link(fifo, path)
+        except FileExistsError:  # opened meanwhile (a regular file)
+            announce()
+            return
+        finally:
+            fifo.unlink()
+        announce()
+        readable, _, _ = select.select([reader], [], [], limit)
+        if not readable:
+            raise TimeoutError(f"gate {path} never opened")
+    finally:
+        os.close(reader)
+    path.unlink(missing_ok=True)
+    path.touch()  # open from now on
+
+
+def open_gate(path: str | Path) -> None:
+    """Open the gate at ``path``: wake the step waiting there, or let the next one through."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # nobody waits: a regular file
+    except FileExistsError:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a FIFO whose step already went through
+                return
+            raise
+        with contextlib.suppress(BlockingIOError):
+            os.write(fd, b"1")
+    os.close(fd)

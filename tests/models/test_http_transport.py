@@ -12,10 +12,8 @@ import asyncio
 import contextlib
 import gzip
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -588,27 +586,25 @@ def test_lean_transport_without_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(transport, LeanAsyncTransport)
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for ``localhost`` and 127.0.0.1 and its key, made by the ``openssl`` command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    names = "subjectAltName=DNS:localhost,IP:127.0.0.1"
-    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
-    subprocess.run(
-        [*command, "-days", "1", "-subj", "/CN=localhost", "-addext", names], check=True, capture_output=True
-    )
-    return cert, key
+#: A self-signed certificate for ``localhost`` and 127.0.0.1 (valid until 2126) and its key, made
+#: for these tests only with ``openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=localhost
+#: -addext subjectAltName=DNS:localhost,IP:127.0.0.1``.
+TLS_CERT = Path(__file__).parent / "tls" / "localhost.pem"
+TLS_KEY = Path(__file__).parent / "tls" / "localhost.key"
 
 
-def test_https_with_a_trusted_certificate_keeps_its_connection(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
+def _server_tls() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS_CERT, TLS_KEY)
+    return context
+
+
+def test_https_with_a_trusted_certificate_keeps_its_connection() -> None:
+    server_tls = _server_tls()
 
     async def scenario() -> None:
         async with RawServer(always(ok(b'{"tls": true}')), tls=server_tls) as server:
-            transport = LeanAsyncTransport(2, ssl_context=ssl.create_default_context(cafile=str(cert)))
+            transport = LeanAsyncTransport(2, ssl_context=ssl.create_default_context(cafile=str(TLS_CERT)))
             async with httpx2.AsyncClient(transport=transport) as client:
                 for _ in range(2):
                     response = await client.get(f"https://localhost:{server.port}/v1/models")
@@ -619,10 +615,8 @@ def test_https_with_a_trusted_certificate_keeps_its_connection(tmp_path: Path) -
     run(scenario())
 
 
-def test_https_with_an_untrusted_certificate_is_a_connect_error(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
+def test_https_with_an_untrusted_certificate_is_a_connect_error() -> None:
+    server_tls = _server_tls()
 
     async def scenario() -> None:
         async with RawServer(always(ok()), tls=server_tls) as server:

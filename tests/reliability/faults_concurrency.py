@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.engine.faulty_steps import open_gate
 from tests.reliability.children.pipelines import Spec
 from tests.reliability.fault_trials import (
     References,
@@ -76,13 +77,13 @@ class TwoRuns:
         cache = workdir / "cache"
         waited = threading.Event()
 
-        def open_gate(line: str) -> bool:  # never signals: opens the gate once a run waits for the lock
+        def gate_opener(line: str) -> bool:  # never signals: opens the gate once a run waits for the lock
             if _WAITING in line:
                 waited.set()
-                gate.touch()
+                open_gate(gate)
             return False
 
-        runs = [_in_thread(self._start(p, spec, cache, workdir, open_gate)) for p in (self.first, self.second)]
+        runs = [_in_thread(self._start(p, spec, cache, workdir, gate_opener)) for p in (self.first, self.second)]
         children = []
         for thread, done in runs:
             thread.join()
@@ -144,7 +145,7 @@ class LockTimeout:
             outcome.hang = waiter.hung
         else:
             outcome.unclear.append("the first run never reached its gate")
-        gate.touch()
+        open_gate(gate)
         thread.join()
         holder = done[0]
         outcome.hang = outcome.hang or holder.hung

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.engine.faulty_steps import open_gate
 from tests.reliability.children.pipelines import Spec
 from tests.reliability.fault_trials import References, compare_leaves, results, run_dagster, run_target, tail
 from tests.reliability.harness import Child, Outcome, Scenario
@@ -96,10 +97,10 @@ class Sigterm:
         gate = workdir / "gate"
         signalled, when = self._signalled(rng, spec, gate)
         if self.path == "dagster":
-            first = run_dagster(signalled, cache, workdir, signal_when=when, after_signal=gate.touch)
+            first = run_dagster(signalled, cache, workdir, signal_when=when, after_signal=lambda: open_gate(gate))
             outcome = Outcome(hang=first.hung, unclear=self._dagster_findings(first))
         else:
-            first = run_target(signalled, cache, self.path, signal_when=when, after_signal=gate.touch)
+            first = run_target(signalled, cache, self.path, signal_when=when, after_signal=lambda: open_gate(gate))
             outcome = Outcome(hang=first.hung, unclear=self._findings(first))
         resumed = run_target(spec, cache, "processes" if self.path == "dagster" else self.path)
         outcome.hang = outcome.hang or resumed.hung
