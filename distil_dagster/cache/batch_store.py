@@ -1,9 +1,11 @@
-"""Reading and writing batch files: Parquet for leaf steps, pickle for intermediate steps.
+"""Reading and writing batches: Parquet files for leaf steps, pickles in segments for intermediate steps.
 
 Intermediate batches are pickled: they round-trip Python rows exactly (mixed types, tuples,
 structs with varying keys) so a resumed run feeds downstream steps the very rows the first run
-did; they are written by this process or its workers into a user-only folder. Leaf batches are
-Parquet, the contract ``create_distiset`` reads. Every write is atomic (temp name + rename).
+did; they are appended to segment files (``segments.py``) by this process or its workers, in a
+user-only folder, and read back by byte range. Leaf batches are Parquet files, the contract
+``create_distiset`` reads, each written atomically (temp name + rename). Whole pickled batch
+files (``.pkl``, one per batch) are what earlier versions wrote; they are still read.
 
 Both carry checksums, so a damaged file is reported rather than read as other rows: a pickled
 batch is framed as ``DDB1`` + CRC-32 of the pickle + the pickle; Parquet pages carry their CRC-32
@@ -13,6 +15,7 @@ are checked against a CRC-32 kept in the file's key-value metadata.
 
 from __future__ import annotations
 
+import os
 import pickle
 import zlib
 from pathlib import Path
@@ -22,9 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distil_dagster.cache.atomic import atomic_write, atomic_write_bytes
+from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
-__all__ = ["read_leaf_table", "read_rows", "rows_to_table", "write_batch", "write_rows"]
+__all__ = ["append_batch", "read_leaf_table", "read_rows", "rows_to_table", "write_batch", "write_rows"]
 
 Rows = list[dict[str, Any]]
 
@@ -145,14 +149,25 @@ def write_batch(path: Path, rows: Rows, step: str, fsync: bool) -> tuple[int, pa
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise StepOutputError(f"Step '{step}' produced rows that Parquet cannot store ({exc}).") from exc
         return size, table
+    return atomic_write_bytes(path, _framed(rows), fsync), None
+
+
+def append_batch(writer: SegmentWriter, rows: Rows) -> tuple[Path, int, int]:
+    """Append an intermediate batch to ``writer``'s segment; returns ``(segment, offset, size)``."""
+    data = _framed(rows)
+    path, offset = writer.append(data)
+    return path, offset, len(data)
+
+
+def _framed(rows: Rows) -> bytes:
     payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-    return atomic_write_bytes(path, _FRAME + zlib.crc32(payload).to_bytes(_CRC_BYTES, "big") + payload, fsync), None
+    return _FRAME + zlib.crc32(payload).to_bytes(_CRC_BYTES, "big") + payload
 
 
-def _unframe(data: bytes, path: Path) -> bytes:
-    """The pickle inside a framed batch file, its checksum verified (unframed files are older caches)."""
+def _unframe(data: bytes, path: Path, whole_file: bool = True) -> bytes:
+    """The pickle inside a framed batch, its checksum verified (unframed whole files are older caches)."""
     if not data.startswith(_FRAME):
-        if data.startswith(b"\x80"):  # written before checksums: a bare pickle
+        if whole_file and data.startswith(b"\x80"):  # written before checksums: a bare pickle
             return data
         raise CacheCorruptedError(f"Cache file {path} is not a batch file; {_WAY_OUT}.")
     head = len(_FRAME) + _CRC_BYTES
@@ -171,8 +186,11 @@ def _check_size(path: Path, size: int | None) -> None:
         raise CacheCorruptedError(f"Cache file {path} has {actual} bytes, {size} were committed; {_WAY_OUT}.")
 
 
-def read_rows(path: Path, size: int | None = None) -> Rows:
-    """Read the rows of a committed batch file, checking it against its committed size."""
+def read_rows(path: Path, size: int | None = None, offset: int | None = None) -> Rows:
+    """Read the rows of a committed batch: a whole file of ``size`` bytes, or with ``offset``
+    the ``size`` bytes there in a segment."""
+    if offset is not None:
+        return _read_segment_rows(path, offset, size)
     _check_size(path, size)
     try:
         if path.suffix == ".parquet":
@@ -185,6 +203,31 @@ def read_rows(path: Path, size: int | None = None) -> Rows:
         raise CacheCorruptedError(f"Cache file {path} is unreadable ({exc!r}); {_WAY_OUT}.") from exc
     if not isinstance(loaded, list):
         raise CacheCorruptedError(f"Cache file {path} does not hold a batch of rows; {_WAY_OUT}.")
+    return loaded
+
+
+def _read_segment_rows(path: Path, offset: int, size: int | None) -> Rows:
+    if not isinstance(size, int) or not isinstance(offset, int) or size < 0 or offset < 0:
+        raise CacheCorruptedError(
+            f"Cache file {path}: the journal gives a batch offset {offset}, size {size}; {_WAY_OUT}."
+        )
+    try:
+        with open(path, "rb") as handle:
+            data = os.pread(handle.fileno(), size, offset)
+    except FileNotFoundError as exc:
+        raise CacheCorruptedError(f"Cache file {path} is missing; {_WAY_OUT}.") from exc
+    if len(data) != size:
+        raise CacheCorruptedError(
+            f"Cache file {path} ends before the batch at offset {offset} ({size} bytes were committed); {_WAY_OUT}."
+        )
+    try:
+        loaded = pickle.loads(_unframe(data, path, whole_file=False))
+    except CacheCorruptedError:
+        raise
+    except Exception as exc:  # a damaged pickle can raise nearly anything
+        raise CacheCorruptedError(f"Cache file {path} is unreadable at offset {offset} ({exc!r}); {_WAY_OUT}.") from exc
+    if not isinstance(loaded, list):
+        raise CacheCorruptedError(f"Cache file {path} does not hold a batch of rows at offset {offset}; {_WAY_OUT}.")
     return loaded
 
 

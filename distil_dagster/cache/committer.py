@@ -1,7 +1,8 @@
 """The commit protocol, run on a background thread so encoding and fsync overlap step work.
 
-Data flow: the scheduler submits ``(record, rows, path)``; the writer thread writes the batch
-file atomically (temp name, rename), makes the drained group's files durable with one
+Data flow: the scheduler submits ``(record, rows, path)``; the writer thread writes a leaf's batch
+file atomically (temp name, rename) or appends an intermediate batch to its segment for the
+step (``segments.py``), makes the drained group's files durable with one
 ``syncfs`` of the cache's filesystem (or, where that is unavailable, an fsync per file and
 folder), then appends the group's records to the journal. With ``syncfs`` the journal lines need
 no fsync of their own: the next group's ``syncfs`` (or ``close``) makes them durable before any
@@ -22,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from distil_dagster.cache.atomic import fsync_dir, sync_filesystem
-from distil_dagster.cache.batch_store import write_batch
+from distil_dagster.cache.batch_store import append_batch, write_batch
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import LeafSchemas
 from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
+from distil_dagster.cache.segments import SegmentWriter
 
 __all__ = ["BatchCommitter"]
 
@@ -78,6 +80,7 @@ class BatchCommitter:
         self._pending_rows = 0
         self.leaf_schemas = LeafSchemas(committed_leaf_files)
         self.leaf_arrows = leaf_arrows or {}
+        self._segments: dict[str, SegmentWriter] = {}
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False
@@ -88,11 +91,13 @@ class BatchCommitter:
     def submit(
         self, record: BatchRecord, rows: list[dict[str, Any]] | None, path: Path | None, schema: Any = None
     ) -> None:
-        """Queue a batch for commit; ``rows`` are written to ``path`` first.
+        """Queue a batch for commit; ``rows`` are written first: to ``path`` (a leaf's Parquet
+        file), or, without a ``path``, appended to this committer's segment for the step.
 
-        ``rows=None`` with a ``path``: a worker already wrote the file (``record.size`` set;
-        ``schema``: a leaf file's schema, as the worker reported it, else read from the file).
-        ``path=None``: the batch is empty and has no file.
+        ``rows=None`` with a ``path``: a worker already wrote the batch there (``record.size``,
+        and ``record.offset`` for a segment, set; ``schema``: a leaf file's schema, as the worker
+        reported it, else read from the file). ``rows=None`` without a path, or no rows: the
+        batch is empty and has no file.
         """
         if path is not None:
             record.file = self.layout.relative(path)
@@ -122,6 +127,8 @@ class BatchCommitter:
             self._closing = True
             self._cond.notify_all()
         self._thread.join()
+        for writer in self._segments.values():
+            writer.close()
         try:
             if self.group_sync:
                 self.journal.sync()  # the last group's lines (earlier ones: each next syncfs)
@@ -166,12 +173,23 @@ class BatchCommitter:
                 self._busy = False
                 self._cond.notify_all()
 
+    def _segment(self, step: str) -> SegmentWriter:
+        writer = self._segments.get(step)
+        if writer is None:
+            writer = self._segments[step] = SegmentWriter(self.layout.segment_dir(step), self.file_fsync)
+        return writer
+
     def _commit(self, group: list[_Job]) -> None:
         dirs: set[Path] = set()
+        appended = False
         written: list[BatchRecord] = []
         try:
             for job in group:
-                if job.path is not None and job.rows is not None:
+                if job.rows and job.path is None:
+                    path, job.record.offset, job.record.size = append_batch(self._segment(job.record.step), job.rows)
+                    job.record.file = self.layout.relative(path)
+                    appended = True  # the writer fsyncs its own folder and file when asked to
+                elif job.path is not None and job.rows is not None:
                     job.record.size, job.table = write_batch(job.path, job.rows, job.record.step, self.file_fsync)
                     job.schema = None if job.table is None else job.table.schema
                 if job.path is not None:
@@ -181,7 +199,7 @@ class BatchCommitter:
                 written.append(job.record)
         finally:
             # Whatever was written before a failure is still committed, in order.
-            if self.group_sync and dirs:
+            if self.group_sync and (dirs or appended):
                 if not sync_filesystem(self.layout.root):
                     raise OSError(f"syncfs failed on the cache folder {self.layout.root}")
             elif self.fsync:

@@ -37,8 +37,10 @@ class BatchRecord:
         seq_no: the batch's number among the step's outputs (0-based).
         num_rows: rows in the batch.
         last_batch: whether it is the step's last batch.
-        file: path of the batch file relative to the signature folder (``None`` when empty).
-        size: size of that file in bytes.
+        file: path of the batch's file relative to the signature folder (``None`` when empty).
+        size: size of the batch in bytes (the whole file, or the range at ``offset``).
+        offset: where the batch starts in its file, for a batch in a segment (``None``: the
+            file is the batch).
         failed_rows: rows whose step failed (outputs imputed with ``None``).
         failed_runs: runs in which this batch ended with failed rows (it is recomputed on the
             next run while this is within the configured reruns).
@@ -53,6 +55,7 @@ class BatchRecord:
     last_batch: bool
     file: str | None = None
     size: int | None = None
+    offset: int | None = None
     failed_rows: int = 0
     failed_runs: int = 0
     created_from: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
@@ -63,6 +66,8 @@ class BatchRecord:
         data: dict[str, Any] = {"step": self.step, "seq": self.seq_no, "rows": self.num_rows, "last": self.last_batch}
         if self.file is not None:
             data["file"], data["size"] = self.file, self.size
+            if self.offset is not None:
+                data["offset"] = self.offset
         if self.failed_rows:
             data["failed"] = self.failed_rows
             data["failed_runs"] = self.failed_runs
@@ -84,6 +89,7 @@ class BatchRecord:
             last_batch=bool(data["last"]),
             file=data.get("file"),
             size=data.get("size"),
+            offset=data.get("offset"),
             failed_rows=int(data.get("failed", 0)),
             failed_runs=int(data.get("failed_runs", 0)),
             created_from={k: [tuple(x) for x in v] for k, v in data.get("from", {}).items()},

@@ -7,7 +7,8 @@ batch_manager.json                 snapshot: status and per-step counters (no ro
 batch_manager_steps/<step>.json    snapshot per step: committed batches and rows
 commits.jsonl                      the commit journal, the source of truth (one line per batch)
 data/<leaf>/00001.parquet ...      leaf outputs, file number = seq_no + 1
-steps/<step>/00001.pkl ...         intermediate outputs of non-leaf steps
+steps/<step>/<writer>-001.seg ...  intermediate outputs of non-leaf steps, appended per writer
+                                   (the journal counts each batch by file, offset and size)
 arrow/<leaf>.<fingerprint>.arrow   a leaf's rows in one file, memory-mapped by Distisets and assets
 ```
 """
@@ -70,15 +71,19 @@ class CacheLayout:
     def arrow_dir(self) -> Path:
         return self.root / "arrow"
 
-    def batch_file(self, step: str, seq_no: int, leaf: bool) -> Path:
-        """The file of output batch ``seq_no`` of ``step`` (Parquet for leaves)."""
-        return self.root / self.batch_name(step, seq_no, leaf)
+    def leaf_file(self, step: str, seq_no: int) -> Path:
+        """The Parquet file of output batch ``seq_no`` of leaf ``step``."""
+        return self.root / self.leaf_name(step, seq_no)
 
     @staticmethod
-    def batch_name(step: str, seq_no: int, leaf: bool) -> str:
-        """``batch_file`` relative to the folder, as the journal records it (plain strings: the
-        scheduler names two files per batch)."""
-        return f"data/{step}/{seq_no + 1:05d}.parquet" if leaf else f"steps/{step}/{seq_no + 1:05d}.pkl"
+    def leaf_name(step: str, seq_no: int) -> str:
+        """``leaf_file`` relative to the folder, as the journal records it (a plain string: the
+        scheduler names a file per leaf batch)."""
+        return f"data/{step}/{seq_no + 1:05d}.parquet"
+
+    def segment_dir(self, step: str) -> Path:
+        """The folder of the segments holding ``step``'s intermediate batches."""
+        return self.steps_dir / step
 
     def relative(self, path: Path) -> str:
         text, root = str(path), str(self.root)

@@ -68,7 +68,9 @@ class StepActor:
         return self.runner.run(task), self.logs.take()
 
     def stop(self) -> LogLines:
-        """Unload the step; returns the last log lines."""
+        """Close the replica's segment, unload the step; returns the last log lines."""
+        if self.runner is not None:
+            self.runner.close()
         if self.step is not None:
             self.step.unload()
             self.step = None

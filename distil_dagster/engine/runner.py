@@ -27,6 +27,7 @@ from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
 from distil_dagster.cache.lock import run_lock
+from distil_dagster.cache.segments import trim
 from distil_dagster.cache.snapshot import write_snapshot
 from distil_dagster.engine.backend import WorkerBackend
 from distil_dagster.engine.config import EngineConfig
@@ -96,15 +97,29 @@ def _is_finished(steps: list[str], committed: Committed) -> bool:
 
 
 def _remove_uncounted(layout: CacheLayout, committed: Committed) -> int:
-    """Delete batch files (and temp files) the journal does not count; returns how many."""
+    """Delete batch files (and temp files) the journal does not count; returns how many.
+
+    A segment some record counts stays, cut back to the end of its last counted batch (what
+    follows was written by a run that stopped before counting it).
+    """
     counted = {r.file for recs in committed.values() for r in recs.values() if r.file}
+    segment_ends: dict[str, int] = {}
+    for records in committed.values():
+        for r in records.values():
+            if r.file and r.offset is not None:
+                segment_ends[r.file] = max(segment_ends.get(r.file, 0), r.offset + (r.size or 0))
     removed = 0
     for base in (layout.data_dir, layout.steps_dir):
         if not base.exists():
             continue
         for path in base.rglob("*"):
-            if path.is_file() and layout.relative(path) not in counted:
+            if not path.is_file():
+                continue
+            name = layout.relative(path)
+            if name not in counted:
                 path.unlink()
+                removed += 1
+            elif name in segment_ends and trim(path, segment_ends[name]):
                 removed += 1
     if layout.arrow_dir.exists():  # Arrow files being written by a process that died
         for path in layout.arrow_dir.glob(".*.tmp"):
@@ -394,7 +409,9 @@ def _execute(
         _log_resume(logger, steps, committed)
     removed = _remove_uncounted(layout, committed)
     if removed:
-        logger.info("Removed %d batch file(s) written but never committed; they are recomputed.", removed)
+        logger.info(
+            "Removed %d batch file(s) (or segment tails) written but never committed; they are recomputed.", removed
+        )
     atomic_write_bytes(layout.pipeline_yaml, dump_yaml(pipeline).encode("utf-8"), config.fsync)
     if listener is not None:
         listener.on_start(steps, {n: list(committed.get(n, {}).values()) for n in steps})

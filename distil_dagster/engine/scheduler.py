@@ -118,7 +118,7 @@ class Scheduler:
     def _load(self, record: BatchRecord) -> Rows:
         if record.file is None:
             return []
-        return read_rows(self.layout.root / record.file, record.size)
+        return read_rows(self.layout.root / record.file, record.size, record.offset)
 
     def replay(self) -> None:
         """Feed the committed batches to the batch manager, in dependency order."""
@@ -189,7 +189,10 @@ class Scheduler:
         return next((g for g in self.generators if g.name == name), None)
 
     def _output_path(self, step: str, seq_no: int) -> str:
-        return f"{self._root}/{self.layout.batch_name(step, seq_no, step in self.leaves)}"
+        """A leaf batch's Parquet file; for other steps, the folder of their segments."""
+        if step in self.leaves:
+            return f"{self._root}/{self.layout.leaf_name(step, seq_no)}"
+        return f"{self._root}/steps/{step}"
 
     def _next_task(self) -> Task | None:
         batch = self.manager.next_batch(load=self.in_memory)
@@ -225,7 +228,7 @@ class Scheduler:
             for seq, start, end in ranges:
                 record = self.records[(source, seq)]
                 if end > start and record.file is not None:
-                    refs.append(SliceRef(f"{self._root}/{record.file}", record.size, start, end))
+                    refs.append(SliceRef(f"{self._root}/{record.file}", record.size, start, end, record.offset))
             slices.append(refs)
         return slices
 
@@ -237,7 +240,7 @@ class Scheduler:
             gen = self._generator(task.step)
             assert gen is not None
             last = result.last_batch or self.dry_run
-            record = BatchRecord(task.step, task.seq_no, result.num_rows, last, size=result.size)
+            record = BatchRecord(task.step, task.seq_no, result.num_rows, last, size=result.size, offset=result.offset)
             gen.in_flight = False
             gen.seq_no += 1
             gen.offset += result.num_rows
@@ -251,6 +254,7 @@ class Scheduler:
                 result.num_rows,
                 batch.last_batch,
                 size=result.size,
+                offset=result.offset,
                 failed_rows=result.failed_rows,
                 failed_runs=self.prior_failures.get((batch.step, batch.seq_no), 0) + (1 if result.failed_rows else 0),
                 created_from=batch.created_from,
@@ -262,10 +266,12 @@ class Scheduler:
         stats.failed_rows += record.failed_rows
         stats.seconds += elapsed
         self.records[(record.step, record.seq_no)] = record
-        path = Path(self._output_path(record.step, record.seq_no)) if record.num_rows else None
-        if self.in_memory:
+        if self.in_memory:  # the committer writes: a leaf's file, or appended to the step's segment
+            leaf = record.step in self.leaves and record.num_rows
             self.manager.register(record, result.rows)
-            self.committer.submit(record, result.rows, path)
+            self.committer.submit(
+                record, result.rows, self.layout.leaf_file(record.step, record.seq_no) if leaf else None
+            )
         else:
             self.manager.register(record, None)
-            self.committer.submit(record, None, path, result.schema)
+            self.committer.submit(record, None, Path(result.file) if result.file else None, result.schema)

@@ -1,7 +1,8 @@
 """Tasks the scheduler hands to workers and the results they send back: small, picklable messages.
 
 A task names its inputs either as rows in memory (inline backend) or as slices of committed
-batch files (process backends: a worker reads them itself), and where to write its output.
+batches (process backends: a worker reads them itself), and where its output goes: a leaf's
+Parquet file, or the step's segment folder, where the worker appends it to its own segment.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ __all__ = ["GenerateTask", "ProcessTask", "SliceRef", "Task", "TaskResult"]
 
 @dataclass(slots=True, frozen=True)
 class SliceRef:
-    """Rows ``[start, end)`` of a committed batch file of ``size`` bytes."""
+    """Rows ``[start, end)`` of a committed batch of ``size`` bytes: a whole file, or the range at
+    ``offset`` in a segment."""
 
     path: str
     size: int | None
     start: int
     end: int
+    offset: int | None = None
 
 
 @dataclass(slots=True)
@@ -31,7 +34,8 @@ class ProcessTask:
     Attributes:
         batch: identity, last flag, provenance and (inline) the rows.
         inputs: (process backends) one list of slices per entry of ``batch.created_from``.
-        output: (process backends) where the worker writes the output batch.
+        output: (process backends) where the output batch goes: a leaf's Parquet file, or the
+            folder of the step's segments (see ``segments``).
     """
 
     batch: Batch
@@ -54,7 +58,10 @@ Task = Union[ProcessTask, GenerateTask]
 
 @dataclass(slots=True)
 class TaskResult:
-    """A finished task: its rows (inline) or the file the worker wrote, and counters.
+    """A finished task: its rows (inline) or where the worker wrote them, and counters.
+
+    ``file``/``offset``/``size``: the batch's Parquet file (``offset`` ``None``), or the segment
+    and byte range the worker appended it to.
 
     ``error`` is set when the step failed in a way that stops the run; ``seconds`` is the time
     the worker spent on the task (not the time it waited in a queue).
@@ -69,3 +76,5 @@ class TaskResult:
     error: BaseException | None = None
     seconds: float = 0.0
     schema: Any = None  # the leaf file's pyarrow schema, when the worker wrote one
+    file: str | None = None
+    offset: int | None = None

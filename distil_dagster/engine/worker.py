@@ -1,8 +1,9 @@
 """The loop of a step replica's worker process.
 
 Data flow: the parent sends the step (pickled, loaded here), then tasks naming input slices of
-committed batch files and an output path; the worker reads its inputs, runs the step (retries
-and imputation as inline), writes the output file atomically and sends back counts. Logs travel
+committed batches and where the output goes; the worker reads its inputs, runs the step (retries
+and imputation as inline), writes a leaf's Parquet file atomically or appends an intermediate
+batch to its own segment, and sends back where and how much it wrote. Logs travel
 to the parent over the same pipe. SIGINT and SIGTERM are ignored: the parent decides when to
 stop (a signal to the whole process group must not kill the workers under a graceful stop).
 """
@@ -23,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from distil_dagster.cache.batch_store import read_rows, write_batch
+from distil_dagster.cache.batch_store import append_batch, read_rows, write_batch
+from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.step_modules import import_by_path
 from distil_dagster.engine.step_runner import call_step
@@ -90,11 +92,11 @@ class _PipeLogHandler(logging.Handler):
 
 
 class _FileCache:
-    """The last few input files read (consecutive batches often slice the same upstream file)."""
+    """The last few input batches read (consecutive batches often slice the same upstream batch)."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self.files: OrderedDict[str, Rows] = OrderedDict()
+        self.files: OrderedDict[tuple[str, int | None], Rows] = OrderedDict()
         self.lock = threading.Lock()
 
     def rows(self, ref: SliceRef) -> Rows:
@@ -102,15 +104,52 @@ class _FileCache:
             return self._rows(ref)
 
     def _rows(self, ref: SliceRef) -> Rows:
-        rows = self.files.get(ref.path)
+        key = (ref.path, ref.offset)
+        rows = self.files.get(key)
         if rows is None:
-            rows = read_rows(Path(ref.path), ref.size)
-            self.files[ref.path] = rows
+            rows = read_rows(Path(ref.path), ref.size, ref.offset)
+            self.files[key] = rows
             if len(self.files) > self.size:
                 self.files.popitem(last=False)
         else:
-            self.files.move_to_end(ref.path)
+            self.files.move_to_end(key)
         return rows[ref.start : ref.end]
+
+
+class _Written(NamedTuple):
+    """Where an output batch went and its size (all ``None``: an empty batch, no file)."""
+
+    size: int | None = None
+    file: str | None = None
+    offset: int | None = None
+    schema: Any = None  # a leaf file's pyarrow schema
+
+
+class _Output:
+    """Where a replica's output batches go: a leaf's Parquet file per batch, or appended to the
+    replica's own segment in the step's folder (one writer, created with the first batch)."""
+
+    def __init__(self, step: str, fsync: bool) -> None:
+        self.step = step
+        self.fsync = fsync
+        self.segments: SegmentWriter | None = None
+        self.lock = threading.Lock()
+
+    def write(self, rows: Rows, output: str | None) -> _Written:
+        if not rows or output is None:
+            return _Written()
+        if output.endswith(".parquet"):
+            size, table = write_batch(Path(output), rows, self.step, self.fsync)
+            return _Written(size, output, None, None if table is None else table.schema)
+        with self.lock:
+            if self.segments is None:
+                self.segments = SegmentWriter(Path(output), self.fsync)
+        path, offset, size = append_batch(self.segments, rows)
+        return _Written(size, str(path), offset)
+
+    def close(self) -> None:
+        if self.segments is not None:
+            self.segments.close()
 
 
 def load_step(spec: WorkerSpec) -> tuple[_Step | None, str]:
@@ -139,6 +178,7 @@ class TaskRunner:
         self.logger = logger
         self.generator: Iterator[tuple[Rows, bool]] | None = None
         self.files = _FileCache()
+        self.output = _Output(spec.name, spec.fsync)
 
     def run(self, task: Task) -> TaskResult:
         """Compute ``task``, write its output file and return the counts (errors as ``RemoteError``)."""
@@ -147,12 +187,16 @@ class TaskRunner:
             assert isinstance(self.step, GeneratorStep)
             if self.generator is None:
                 self.generator = self.step.process_applying_mappings(task.offset)
-            result = _generate(self.step, self.generator, task, self.spec)
+            result = _generate(self.generator, task, self.output)
         else:
             assert isinstance(self.step, Step)
-            result = _process(self.step, task, self.files, self.spec, self.logger)
+            result = _process(self.step, task, self.files, self.output, self.spec, self.logger)
         result.seconds = time.perf_counter() - started
         return result
+
+    def close(self) -> None:
+        """Close the replica's segment (after its last task)."""
+        self.output.close()
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
@@ -189,42 +233,47 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+        runner.close()
         step.unload()
 
 
-def _write(rows: Rows, output: str | None, step: str, fsync: bool) -> tuple[int | None, Any]:
-    """The file's size and, for a leaf's Parquet file, its schema (``None, None``: no file)."""
-    if not rows or output is None:
-        return None, None
-    size, table = write_batch(Path(output), rows, step, fsync)
-    return size, None if table is None else table.schema
-
-
-def _process(step: Step, task: ProcessTask, files: _FileCache, spec: WorkerSpec, logger: logging.Logger) -> TaskResult:
+def _process(
+    step: Step, task: ProcessTask, files: _FileCache, output: _Output, spec: WorkerSpec, logger: logging.Logger
+) -> TaskResult:
     batch = task.batch
     try:
         data = [[row for ref in refs for row in files.rows(ref)] for refs in task.inputs or []]
         full = Batch(batch.step, batch.seq_no, batch.last_batch, data, batch.created_from, batch.source_seq)
         result = call_step(step, full, spec.retries, logger)
-        size, schema = _write(result.rows, task.output, batch.step, spec.fsync)
+        written = output.write(result.rows, task.output)
     except Exception as exc:
         return _error(task, exc)
-    return TaskResult(task, [], len(result.rows), size, batch.last_batch, result.failed_rows, schema=schema)
+    return TaskResult(
+        task,
+        [],
+        len(result.rows),
+        written.size,
+        batch.last_batch,
+        result.failed_rows,
+        schema=written.schema,
+        file=written.file,
+        offset=written.offset,
+    )
 
 
-def _generate(
-    step: GeneratorStep, generator: Iterator[tuple[Rows, bool]], task: GenerateTask, spec: WorkerSpec
-) -> TaskResult:
+def _generate(generator: Iterator[tuple[Rows, bool]], task: GenerateTask, output: _Output) -> TaskResult:
     try:
         try:
             rows, last = next(generator)
         except StopIteration:
             rows, last = [], True
         rows = list(rows)
-        size, schema = _write(rows, task.output, task.step, spec.fsync)
+        written = output.write(rows, task.output)
     except Exception as exc:
         return _error(task, exc)
-    return TaskResult(task, [], len(rows), size, bool(last), schema=schema)
+    return TaskResult(
+        task, [], len(rows), written.size, bool(last), schema=written.schema, file=written.file, offset=written.offset
+    )
 
 
 def _error(task: Task, exc: BaseException) -> TaskResult:

@@ -32,7 +32,7 @@ def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def _commit_three(layout: CacheLayout, committer: BatchCommitter) -> None:
     for seq in range(3):
         rows = [{"id": seq}]
-        committer.submit(BatchRecord("step", seq, 1, seq == 2), rows, layout.batch_file("step", seq, False))
+        committer.submit(BatchRecord("step", seq, 1, seq == 2), rows, None)  # appended to the step's segment
     committer.close()
 
 
@@ -44,7 +44,7 @@ def test_a_group_is_made_durable_by_one_filesystem_sync(tmp_path: Path, monkeypa
     assert committer.group_sync and not committer.file_fsync
     _commit_three(layout, committer)
     assert sorted(CommitJournal(layout.journal).read()["step"]) == [0, 1, 2]
-    assert len(fsynced) <= 3  # the journal's appends only, never a batch file or folder
+    assert len(fsynced) <= 3  # the journal's appends only, never a segment or folder
 
 
 def test_without_syncfs_every_file_and_folder_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +55,7 @@ def test_without_syncfs_every_file_and_folder_is_fsynced(tmp_path: Path, monkeyp
     assert committer.file_fsync and not committer.group_sync
     _commit_three(layout, committer)
     assert sorted(CommitJournal(layout.journal).read()["step"]) == [0, 1, 2]
-    assert len(fsynced) >= 4  # three files, their folder, the journal
+    assert len(fsynced) >= 4  # three appends to the segment, its folder, the journal
 
 
 def test_fsync_off_syncs_nothing(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_journal_lines_become_durable_before_any_later_line_is_written(
     committer = BatchCommitter(layout, fsync=True)
     events.clear()  # the constructor's probe
     for seq in range(3):
-        committer.submit(BatchRecord("step", seq, 1, seq == 2), [{"id": seq}], layout.batch_file("step", seq, False))
+        committer.submit(BatchRecord("step", seq, 1, seq == 2), [{"id": seq}], None)
         committer.flush()  # one group per batch
     committer.close()
     assert events == ["syncfs", "append fsync=False"] * 3 + ["journal fsync"]
@@ -107,7 +107,7 @@ def test_submit_blocks_while_the_pending_rows_exceed_the_bound(tmp_path: Path, m
     committer = BatchCommitter(layout, fsync=False, max_pending_rows=2)
 
     def submit(seq: int) -> None:
-        committer.submit(BatchRecord("step", seq, 1, seq == 3), [{"id": seq}], layout.batch_file("step", seq, False))
+        committer.submit(BatchRecord("step", seq, 1, seq == 3), [{"id": seq}], layout.leaf_file("step", seq))
 
     submit(0)
     assert writing.wait(30)  # the writer holds batch 0

@@ -74,10 +74,12 @@ def _crash_before_last_leaf_batch(folder) -> dict:
     return dropped[0]
 
 
-def _square_file_read_by(record: dict) -> str:
-    """The committed intermediate file the leaf batch ``record`` was built from."""
+def _square_file_read_by(folder, record: dict) -> str:
+    """The committed intermediate segment holding the batch the leaf batch ``record`` was built from."""
     ((seq, _start, _end),) = record["from"]["square"]
-    return f"steps/square/{seq + 1:05d}.pkl"
+    (source,) = [r for r in folder.records("square") if r["seq"] == seq]
+    assert source["file"].startswith("steps/square/") and source["file"].endswith(".seg"), source
+    return source["file"]
 
 
 def test_uncommitted_and_stray_files_are_removed_and_rows_come_out_once(tmp_path: Path, cache, rows) -> None:
@@ -87,14 +89,15 @@ def test_uncommitted_and_stray_files_are_removed_and_rows_come_out_once(tmp_path
     lost = _crash_before_last_leaf_batch(folder)
     assert (folder.root / lost["file"]).is_file(), "written but no longer committed"
     shutil.copyfile(folder.root / "data/label/00001.parquet", folder.root / "data/label/00007.parquet")
-    shutil.copyfile(folder.root / "steps/square/00001.pkl", folder.root / "steps/square/00009.pkl")
+    (segment,) = {r["file"] for r in folder.records("square")}
+    shutil.copyfile(folder.root / segment, folder.root / "steps/square/1-stray-001.seg")
     (folder.root / "data/label/.00002.parquet.999.tmp").write_bytes(b"half a file")
 
     result = rows(build(tmp_path).run())
 
     assert result == EXPECTED
     assert not (folder.root / "data/label/00007.parquet").exists()
-    assert not (folder.root / "steps/square/00009.pkl").exists()
+    assert not (folder.root / "steps/square/1-stray-001.seg").exists()
     assert not (folder.root / "data/label/.00002.parquet.999.tmp").exists()
     assert sorted(p.name for p in (folder.root / "data/label").iterdir()) == ["00001.parquet", "00002.parquet"]
     assert "never committed" in folder.log_text
@@ -130,7 +133,7 @@ def test_damaged_intermediate_file_is_reported_with_its_path_on_resume(
     pipeline.run()
     folder = cache(pipeline)
     lost = _crash_before_last_leaf_batch(folder)
-    damaged = folder.root / _square_file_read_by(lost)
+    damaged = folder.root / _square_file_read_by(folder, lost)
     content = damaged.read_bytes()
     damaged.write_bytes(content[: len(content) // 2] if damage == "truncated" else b"\x00" * len(content))
 
@@ -158,7 +161,7 @@ def test_missing_committed_file_is_reported_with_its_path(tmp_path: Path, cache,
     pipeline.run()
     folder = cache(pipeline)
     lost = _crash_before_last_leaf_batch(folder)
-    missing = folder.root / _square_file_read_by(lost)
+    missing = folder.root / _square_file_read_by(folder, lost)
     missing.unlink()
 
     with pytest.raises(CacheCorruptedError, match=rf"{missing} is missing"):

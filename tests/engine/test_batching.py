@@ -9,6 +9,7 @@ batch it received into its output rows, so the leaf rows show what each step saw
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -154,11 +155,23 @@ def test_leaf_batches_are_parquet_files_numbered_seq_no_plus_one(tmp_path: Path,
         "data/b/00002.parquet",
         "data/b/00003.parquet",
     ]
-    assert [r["file"] for r in folder.records("a")] == [f"steps/a/{i:05d}.pkl" for i in range(1, 7)]
+    # intermediate batches: appended to the replica's segment, each at its own byte range
+    ranges = [(r["file"], r["offset"], r["size"]) for r in folder.records("a")]
+    assert len(ranges) == 6 and all(f.startswith("steps/a/") and f.endswith(".seg") for f, _, _ in ranges)
+    for (file, offset, size), (next_file, next_offset, _) in itertools.pairwise(ranges):
+        assert next_file != file or next_offset == offset + size, ranges
     for name in ("pipeline.yaml", "pipeline.log", "commits.jsonl", "batch_manager.json"):
         assert (folder.root / name).is_file(), name
     for record in folder.journal():
-        assert (folder.root / record["file"]).stat().st_size == record["size"]
+        end = record.get("offset", 0) + record["size"]
+        assert (folder.root / record["file"]).stat().st_size >= end
+        if "offset" not in record:
+            assert (folder.root / record["file"]).stat().st_size == record["size"]
+    ends = {}
+    for record in folder.journal():
+        if "offset" in record:
+            ends[record["file"]] = max(ends.get(record["file"], 0), record["offset"] + record["size"])
+    assert {f: (folder.root / f).stat().st_size for f in ends} == ends, "no bytes beyond the last batch"
 
 
 def test_journal_lists_every_batch_after_the_batches_it_was_built_from(tmp_path: Path, executor: str, cache) -> None:

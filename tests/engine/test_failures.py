@@ -397,7 +397,7 @@ def test_load_failure_names_the_step_chains_the_cause_and_writes_no_data(tmp_pat
 
     _assert_caused_by(info.value, "RuntimeError", "model weights are missing")
     assert list(tmp_path.rglob("*.parquet")) == []
-    assert list(tmp_path.rglob("*.pkl")) == []
+    assert list(tmp_path.rglob("*.seg")) == []
 
 
 def test_steps_loaded_before_a_load_failure_are_unloaded(tmp_path: Path, executor: str, lines) -> None:

@@ -2,7 +2,7 @@
 
 After a complete run, or one killed (SIGKILL of the group) while step ``work`` holds a random
 batch, one file of a kind is damaged: the commit journal, ``batch_manager.json``, a
-``batch_manager_steps/<step>.json``, an intermediate batch under ``steps/``, a leaf Parquet under
+``batch_manager_steps/<step>.json``, an intermediate segment under ``steps/``, a leaf Parquet under
 ``data/``, or ``pipeline.yaml``. The next run (inline or with worker processes, chosen by the
 trial) must either give the exact result, or stop with a ``CacheCorruptedError`` naming the file
 and the way out (``use_cache=False``) — after which a ``use_cache=False`` run gives the exact
@@ -33,7 +33,7 @@ TARGETS = {
     "batch_manager_steps": lambda root: (
         sorted((root / "batch_manager_steps").glob("*.json")) or [root / "batch_manager_steps" / "work.json"]
     ),
-    "intermediate batch": lambda root: sorted((root / "steps").rglob("*.pkl")),
+    "intermediate batch": lambda root: sorted((root / "steps").rglob("*.seg")),
     "leaf Parquet": lambda root: sorted((root / "data").rglob("*.parquet")),
     "pipeline.yaml": lambda root: [root / "pipeline.yaml"],
 }
