@@ -50,20 +50,26 @@ def _task_key(task: Task) -> tuple[bool, int]:
 
 @dataclass(eq=False)
 class _Replica:
-    """A worker process; it computes up to ``slots`` tasks at once (``Step.concurrent_batches``)."""
+    """A worker process holding up to ``slots`` tasks: it computes that many at once
+    (``Step.concurrent_batches``), or, when ``sequential``, computes one while the next waits
+    in its pipe (so it never idles while its result travels to the scheduler and back)."""
 
     step: str
     index: int
     process: BaseProcess
     conn: Connection
     slots: int = 1
+    sequential: bool = False
     tasks: dict[tuple[bool, int], Task] = field(default_factory=dict)
     started: dict[tuple[bool, int], float] = field(default_factory=dict)
     alive: bool = True
 
     def label(self) -> str:
-        """The batches it holds, for messages."""
-        return ", ".join(_task_label(t) for t in self.tasks.values()) or "no batch"
+        """The batches it holds, for messages (a sequential worker's first is the one it computes)."""
+        labels = [_task_label(t) for t in self.tasks.values()]
+        if self.sequential and len(labels) > 1:
+            return f"{labels[0]} ({', '.join(labels[1:])} waiting behind it)"
+        return ", ".join(labels) or "no batch"
 
 
 @dataclass
@@ -145,7 +151,10 @@ class ProcessBackend:
                 process.start()
                 child.close()
                 slots = step.concurrent_batches() if isinstance(step, Step) and not step.is_global else 1
-                replica = _Replica(name, index, process, parent, slots=max(1, slots))
+                # A lone sequential replica gets its next batch ahead; with several replicas each
+                # holds one, so none waits on a batch queued behind another's (distilabel #1049).
+                ahead = slots <= 1 and count == 1 and not step.is_global
+                replica = _Replica(name, index, process, parent, slots=2 if ahead else max(1, slots), sequential=ahead)
                 group.replicas.append(replica)
                 self.replicas.append(replica)
         self._await_loaded()
@@ -274,6 +283,8 @@ class ProcessBackend:
         key = _task_key(result.task)
         result.task = replica.tasks.pop(key, result.task)  # the scheduler's own object
         replica.started.pop(key, None)
+        if replica.sequential and replica.tasks:  # the batch waiting in its pipe starts now
+            replica.started[next(iter(replica.tasks))] = time.monotonic()
         if isinstance(result.error, RemoteError):
             result.error = convert_remote_error(result.error, replica.step, replica.index, result.task)
         group = self.workers[replica.step]

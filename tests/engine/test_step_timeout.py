@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.errors import StepTimeoutError
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import LoadDataFromDicts
+from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
+from distil_dagster.steps.typing import StepOutput
 
 from .faulty_steps import Stall
 
@@ -54,3 +56,29 @@ def test_inline_off_the_main_thread_interrupts_a_python_loop(tmp_path: Path) -> 
     marker.touch()  # frees the loop should the limit not have worked
     thread.join()
     assert len(errors) == 1 and isinstance(errors[0], StepTimeoutError), errors
+
+
+class Slow(Step):
+    """Takes ``seconds`` per batch (a slow model, say); adds nothing."""
+
+    seconds: float = 2.0
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    def process(self, *inputs: StepInput) -> StepOutput:
+        time.sleep(self.seconds)
+        yield inputs[0]
+
+
+def test_a_batch_waiting_behind_another_in_its_worker_is_not_timed_out_for_its_wait(tmp_path: Path) -> None:
+    """A lone worker is handed its next batch ahead; the step timeout counts from when it starts it.
+
+    Each batch takes 2 s against a 3 s limit; the second waited 2 s in the worker's pipe first.
+    """
+    with Pipeline(name="slow", cache_dir=tmp_path) as pipeline:
+        load = LoadDataFromDicts(name="load", data=[{"id": i} for i in range(3)], batch_size=3)
+        load >> Slow(name="slow", input_batch_size=1)
+    rows = pipeline.run(executor="processes", config=EngineConfig(step_timeout=3.0))["default"]["train"]
+    assert rows["id"] == [0, 1, 2]
