@@ -81,6 +81,8 @@ class BatchCommitter:
         self.leaf_schemas = LeafSchemas(committed_leaf_files)
         self.leaf_arrows = leaf_arrows or {}
         self._segments: dict[str, SegmentWriter] = {}
+        #: Records appended to the journal by this committer, in commit order.
+        self.committed: list[BatchRecord] = []
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False
@@ -206,6 +208,7 @@ class BatchCommitter:
                 for directory in dirs:
                     fsync_dir(directory)
             self.journal.append(written, self.fsync and not self.group_sync)
+            self.committed.extend(written)
             if self.on_commit is not None and written:
                 self.on_commit(written)
             for job in group[: len(written)]:
