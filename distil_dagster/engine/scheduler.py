@@ -192,7 +192,7 @@ class Scheduler:
         """A leaf batch's Parquet file; for other steps, the folder of their segments."""
         if step in self.leaves:
             return f"{self._root}/{self.layout.leaf_name(step, seq_no)}"
-        return f"{self._root}/steps/{step}"
+        return str(self.layout.segment_dir(step))
 
     def _next_task(self) -> Task | None:
         batch = self.manager.next_batch(load=self.in_memory)
