@@ -88,9 +88,14 @@ class SegmentWriter:
             self._fd = None
         make_private_dirs(self.folder)
         self._number += 1
-        path = self.folder / f"{self._token}-{self._number:03d}{SEGMENT_SUFFIX}"
-        # O_EXCL: a name is never reused, so no writer ever appends to bytes another counted.
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        while True:
+            path = self.folder / f"{self._token}-{self._number:03d}{SEGMENT_SUFFIX}"
+            try:
+                # O_EXCL: a name is never reused, so no writer ever appends to bytes another counted.
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+                break
+            except FileExistsError:  # the same pid and random part elsewhere (another node): new name
+                self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._path = path
         self._end = 0
         if self.fsync:

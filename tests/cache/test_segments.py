@@ -135,3 +135,13 @@ def test_resume_cuts_uncounted_tails_removes_uncounted_segments_and_gives_rows_o
     (again,) = [r for r in folder.records("square") if r["seq"] == dropped["seq"]]
     assert again["file"] != dropped["file"], "a recomputed batch goes to the new run's own segment"
     assert rows(build(tmp_path).run(executor=executor)) == EXPECTED
+
+
+def test_a_name_taken_by_another_writer_is_never_appended_to(tmp_path: Path) -> None:
+    writer = SegmentWriter(tmp_path, fsync=False)
+    taken = tmp_path / f"{writer._token}-001.seg"  # another node's writer with the same pid and random part
+    taken.write_bytes(b"someone else's batch")
+    path, offset, size = append_batch(writer, _rows(1))
+    assert path != taken and offset == 0
+    assert taken.read_bytes() == b"someone else's batch"
+    assert read_rows(path, size, offset) == _rows(1)
