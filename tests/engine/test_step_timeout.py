@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from distil_dagster.cache.batch_store import append_batch
+from distil_dagster.cache.segments import SegmentWriter
+from distil_dagster.engine.batch import Batch
 from distil_dagster.engine.config import EngineConfig
+from distil_dagster.engine.processes import ProcessBackend
+from distil_dagster.engine.tasks import ProcessTask, SliceRef
 from distil_dagster.errors import StepTimeoutError
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
-from distil_dagster.steps.typing import StepOutput
+from distil_dagster.steps import LoadDataFromDicts
 
-from .faulty_steps import Stall
+from .faulty_steps import Stall, Tag
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -58,27 +63,36 @@ def test_inline_off_the_main_thread_interrupts_a_python_loop(tmp_path: Path) -> 
     assert len(errors) == 1 and isinstance(errors[0], StepTimeoutError), errors
 
 
-class Slow(Step):
-    """Takes ``seconds`` per batch (a slow model, say); adds nothing."""
-
-    seconds: float = 2.0
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        time.sleep(self.seconds)
-        yield inputs[0]
-
-
-def test_a_batch_waiting_behind_another_in_its_worker_is_not_timed_out_for_its_wait(tmp_path: Path) -> None:
-    """A lone worker is handed its next batch ahead; the step timeout counts from when it starts it.
-
-    Each batch takes 2 s against a 3 s limit; the second waited 2 s in the worker's pipe first.
-    """
-    with Pipeline(name="slow", cache_dir=tmp_path) as pipeline:
-        load = LoadDataFromDicts(name="load", data=[{"id": i} for i in range(3)], batch_size=3)
-        load >> Slow(name="slow", input_batch_size=1)
-    rows = pipeline.run(executor="processes", config=EngineConfig(step_timeout=3.0))["default"]["train"]
-    assert rows["id"] == [0, 1, 2]
+def test_a_batch_waiting_behind_another_in_its_worker_starts_its_step_timeout_when_it_starts(tmp_path: Path) -> None:
+    """A lone worker is handed its next batch ahead; that batch's step timeout counts from when
+    the worker starts it (its predecessor's result is taken), not from when it was sent."""
+    with Pipeline(name="ahead", cache_dir=tmp_path) as pipeline:
+        load = LoadDataFromDicts(name="load", data=[{"id": 0}], batch_size=1)
+        load >> Tag(name="tag", input_batch_size=1)
+    writer = SegmentWriter(tmp_path / "steps" / "load", fsync=False)
+    segment, offset, size = append_batch(writer, [{"id": 0}])
+    writer.close()
+    backend = ProcessBackend(0, False, logging.getLogger("test"), step_timeout=600.0)
+    backend.start({"tag": pipeline.dag.step("tag")})
+    try:
+        tasks = [
+            ProcessTask(
+                Batch("tag", seq, seq == 1, [], {"load": [(0, 0, 1)]}),
+                [[SliceRef(str(segment), size, 0, 1, offset)]],
+                str(tmp_path / "steps" / "tag"),
+            )
+            for seq in (0, 1)
+        ]
+        for task in tasks:
+            backend.submit(task)
+        (replica,) = backend.replicas
+        assert list(replica.tasks.values()) == tasks, "both batches are with the worker"
+        sent = max(replica.started.values())
+        taken = time.monotonic()
+        first = backend.receive()
+        assert first.task is tasks[0] and first.error is None
+        assert list(replica.tasks.values()) == [tasks[1]]
+        assert replica.started[(False, 1)] >= taken > sent
+        assert backend.receive().task is tasks[1]
+    finally:
+        backend.stop()
