@@ -124,6 +124,20 @@ class _Written(NamedTuple):
     offset: int | None = None
     schema: Any = None  # a leaf file's pyarrow schema
 
+    def result(self, task: Task, num_rows: int, last_batch: bool, failed_rows: int = 0) -> TaskResult:
+        """The task's result, saying where its output went."""
+        return TaskResult(
+            task,
+            [],
+            num_rows,
+            self.size,
+            last_batch,
+            failed_rows,
+            schema=self.schema,
+            file=self.file,
+            offset=self.offset,
+        )
+
 
 class _Output:
     """Where a replica's output batches go: a leaf's Parquet file per batch, or appended to the
@@ -248,17 +262,7 @@ def _process(
         written = output.write(result.rows, task.output)
     except Exception as exc:
         return _error(task, exc)
-    return TaskResult(
-        task,
-        [],
-        len(result.rows),
-        written.size,
-        batch.last_batch,
-        result.failed_rows,
-        schema=written.schema,
-        file=written.file,
-        offset=written.offset,
-    )
+    return written.result(task, len(result.rows), batch.last_batch, result.failed_rows)
 
 
 def _generate(generator: Iterator[tuple[Rows, bool]], task: GenerateTask, output: _Output) -> TaskResult:
@@ -271,9 +275,7 @@ def _generate(generator: Iterator[tuple[Rows, bool]], task: GenerateTask, output
         written = output.write(rows, task.output)
     except Exception as exc:
         return _error(task, exc)
-    return TaskResult(
-        task, [], len(rows), written.size, bool(last), schema=written.schema, file=written.file, offset=written.offset
-    )
+    return written.result(task, len(rows), bool(last))
 
 
 def _error(task: Task, exc: BaseException) -> TaskResult:
