@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from distil_dagster.cache.batch_store import read_leaf_table
+from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_run
 from distil_dagster.cache.journal import CommitJournal
 from distil_dagster.cache.leaf_arrow import conform, leaf_arrow_file, leaf_schema
 
@@ -72,15 +72,13 @@ class Distiset(dict[str, DatasetDict]):
         return self
 
 
-def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[tuple[Path, int | None]]]:
+def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[LeafPart]]:
     journal = root / "commits.jsonl"
-    leaves: dict[str, list[tuple[Path, int | None]]] = {}
+    leaves: dict[str, list[LeafPart]] = {}
     if journal.exists():
         committed = CommitJournal(journal).read()
         for step, records in committed.items():
-            files = [
-                (root / r.file, r.size) for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")
-            ]
+            files = leaf_parts(root, (r for _, r in sorted(records.items())))
             if (data_dir / step).is_dir() or files:
                 leaves[step] = files
         for child in data_dir.iterdir() if data_dir.is_dir() else []:
@@ -88,21 +86,19 @@ def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[tuple[Path, int | 
                 leaves.setdefault(child.name, [])
         return leaves
     for child in sorted(p for p in data_dir.iterdir() if p.is_dir()) if data_dir.is_dir() else []:
-        leaves[child.name] = [(p, None) for p in sorted(child.glob("[0-9]*.parquet"))]
+        leaves[child.name] = [LeafPart(p) for p in sorted(child.glob("[0-9]*.parquet"))]
     return leaves
 
 
-def _in_memory(leaf: str, files: list[tuple[Path, int | None]], enable_metadata: bool) -> Dataset:
+def _in_memory(leaf: str, files: list[LeafPart], enable_metadata: bool) -> Dataset:
     """The leaf as an in-memory Dataset (where its Arrow file cannot be written)."""
     schema = leaf_schema(leaf, files, enable_metadata)
-    table = pa.concat_tables([conform(read_leaf_table(path, size), schema) for path, size in files])
-    fingerprint = hashlib.sha1(repr([(str(p), s) for p, s in files]).encode()).hexdigest()
+    table = pa.concat_tables([conform(t, schema) for run in leaf_runs(files) for t in read_leaf_run(run)])
+    fingerprint = hashlib.sha1(repr([(str(p.path), *p[1:]) for p in files]).encode()).hexdigest()
     return Dataset(table, fingerprint=fingerprint)
 
 
-def _leaf_dataset(
-    root: Path, leaf: str, files: list[tuple[Path, int | None]], enable_metadata: bool, keep_in_memory: bool
-) -> Dataset:
+def _leaf_dataset(root: Path, leaf: str, files: list[LeafPart], enable_metadata: bool, keep_in_memory: bool) -> Dataset:
     try:
         path = leaf_arrow_file(root, leaf, files, enable_metadata)
     except PermissionError:

@@ -4,7 +4,8 @@ Intermediate batches are pickled: they round-trip Python rows exactly (mixed typ
 structs with varying keys) so a resumed run feeds downstream steps the very rows the first run
 did; they are appended to segment files (``segments.py``) by this process or its workers, in a
 user-only folder, and read back by byte range. Leaf batches are Parquet files, the contract
-``create_distiset`` reads, each written atomically (temp name + rename). Whole pickled batch
+``create_distiset`` reads, each written atomically (temp name + rename); consecutive batches
+written at once share a file, each counted by its first row there (``LeafPart``). Whole pickled batch
 files (``.pkl``, one per batch) are what earlier versions wrote; they are still read.
 
 Both carry checksums, so a damaged file is reported rather than read as other rows: a pickled
@@ -18,17 +19,30 @@ from __future__ import annotations
 import os
 import pickle
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distil_dagster.cache.atomic import atomic_write, atomic_write_bytes
+from distil_dagster.cache.journal import BatchRecord
 from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
-__all__ = ["append_batch", "read_leaf_table", "read_rows", "rows_to_table", "write_batch", "write_rows"]
+__all__ = [
+    "LeafPart",
+    "append_batch",
+    "leaf_parts",
+    "leaf_runs",
+    "read_leaf_run",
+    "read_leaf_table",
+    "read_rows",
+    "rows_to_table",
+    "write_batch",
+    "write_rows",
+]
 
 Rows = list[dict[str, Any]]
 
@@ -245,3 +259,67 @@ def read_leaf_table(path: Path, size: int | None = None) -> pa.Table:
         return _read_parquet(path)
     except (OSError, pa.ArrowException) as exc:
         raise CacheCorruptedError(f"Cache file {path} is unreadable ({exc}); {_WAY_OUT}.") from exc
+
+
+class LeafPart(NamedTuple):
+    """A committed leaf batch in its Parquet file: rows ``[first_row, first_row + num_rows)``,
+    or the whole file when ``first_row`` is ``None`` (``size``: the file's committed size)."""
+
+    path: Path
+    size: int | None = None
+    first_row: int | None = None
+    num_rows: int | None = None
+
+
+def leaf_parts(root: Path, records: Iterable[BatchRecord]) -> list[LeafPart]:
+    """The Parquet parts of a leaf's committed ``records`` (in the given order; empty batches have none)."""
+    return [
+        LeafPart(root / r.file, r.size, r.first_row, r.num_rows)
+        for r in records
+        if r.file is not None and r.file.endswith(".parquet")
+    ]
+
+
+class LeafRun(NamedTuple):
+    """Consecutive parts in one file: read it once, then take ``slices`` (``(start, rows)``; ``None``: all of it)."""
+
+    path: Path
+    size: int | None
+    slices: list[tuple[int, int] | None]
+
+
+def leaf_runs(parts: Iterable[LeafPart]) -> list[LeafRun]:
+    """``parts`` grouped into runs of one file each, adjoining slices merged (one slice per run of a
+    batch per file, or per group written at once)."""
+    runs: list[LeafRun] = []
+    for part in parts:
+        piece = None if part.first_row is None else (part.first_row, part.num_rows or 0)
+        last = runs[-1] if runs else None
+        if last is None or last.path != part.path or piece is None or last.slices[-1] is None:
+            runs.append(LeafRun(part.path, part.size, [piece]))
+            continue
+        start, rows = last.slices[-1]
+        if start + rows == piece[0]:
+            last.slices[-1] = (start, rows + piece[1])
+        else:
+            last.slices.append(piece)
+    return runs
+
+
+def read_leaf_run(run: LeafRun, table: pa.Table | None = None) -> Iterator[pa.Table]:
+    """The tables of a run's slices, its file read once (a slice past the file's end is reported).
+
+    ``table``: the file as already read.
+    """
+    table = read_leaf_table(run.path, run.size) if table is None else table
+    for piece in run.slices:
+        if piece is None:
+            yield table
+            continue
+        start, rows = piece
+        if start < 0 or rows < 0 or start + rows > table.num_rows:
+            raise CacheCorruptedError(
+                f"Cache file {run.path} holds {table.num_rows} rows; the journal counts rows {start}..{start + rows - 1} "
+                f"in it; {_WAY_OUT}."
+            )
+        yield table.slice(start, rows)

@@ -1,7 +1,8 @@
 """The commit protocol, run on a background thread so encoding and fsync overlap step work.
 
 Data flow: the scheduler submits ``(record, rows, path)``; the writer thread writes a leaf's batch
-file atomically (temp name, rename) or appends an intermediate batch to its segment for the
+file atomically (temp name, rename; the leaf's batches of one group share the first one's file,
+each counted by its first row there) or appends an intermediate batch to its segment for the
 step (``segments.py``), makes the drained group's files durable with one
 ``syncfs`` of the cache's filesystem (or, where that is unavailable, an fsync per file and
 folder), then appends the group's records to the journal. With ``syncfs`` the journal lines need
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from distil_dagster.cache.atomic import fsync_dir, sync_filesystem
-from distil_dagster.cache.batch_store import append_batch, write_batch
+from distil_dagster.cache.batch_store import LeafPart, append_batch, write_batch
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import LeafSchemas
 from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
 from distil_dagster.cache.segments import SegmentWriter
+from distil_dagster.errors import StepOutputError
 
 __all__ = ["BatchCommitter"]
 
@@ -181,13 +183,45 @@ class BatchCommitter:
             writer = self._segments[step] = SegmentWriter(self.layout.segment_dir(step), self.file_fsync)
         return writer
 
+    def _write_shared(self, group: list[_Job]) -> set[int]:
+        """Write each leaf's batches of ``group`` (two or more) into one file, the first's; returns
+        the ``id``s of the jobs written. Batches that cannot be stored together are left to be
+        written one by one, so the error names the batch and the others are kept."""
+        by_leaf: dict[tuple[str, Path], list[_Job]] = {}
+        for job in group:
+            if job.rows and job.path is not None and job.path.suffix == ".parquet":
+                jobs = by_leaf.setdefault((job.record.step, job.path.parent), [])
+                jobs.append(job)
+        done: set[int] = set()
+        for (step, _), jobs in by_leaf.items():
+            path = jobs[0].path
+            if len(jobs) < 2 or path is None:
+                continue
+            try:
+                size, table = write_batch(path, [row for job in jobs for row in job.rows or ()], step, self.file_fsync)
+            except StepOutputError:
+                continue
+            assert table is not None
+            first = 0
+            for job in jobs:
+                count = len(job.rows or ())
+                job.path, job.record.size, job.record.first_row = path, size, first
+                job.record.file = self.layout.relative(path)
+                job.table, job.schema = table.slice(first, count), table.schema
+                first += count
+                done.add(id(job))
+        return done
+
     def _commit(self, group: list[_Job]) -> None:
         dirs: set[Path] = set()
         appended = False
         written: list[BatchRecord] = []
         try:
+            shared = self._write_shared(group)
             for job in group:
-                if job.rows and job.path is None:
+                if id(job) in shared:
+                    pass  # its rows are in the file it shares with the leaf's other batches
+                elif job.rows and job.path is None:
                     path, job.record.offset, job.record.size = append_batch(self._segment(job.record.step), job.rows)
                     job.record.file = self.layout.relative(path)
                     appended = True  # the writer fsyncs its own folder and file when asked to
@@ -214,5 +248,9 @@ class BatchCommitter:
             for job in group[: len(written)]:
                 builder = self.leaf_arrows.get(job.record.step)
                 if builder is not None:
-                    builder.add(job.record.seq_no, job.path, job.record.size, job.table)
+                    record = job.record
+                    part = (
+                        None if job.path is None else LeafPart(job.path, record.size, record.first_row, record.num_rows)
+                    )
+                    builder.add(record.seq_no, part, job.table)
                 job.table = None

@@ -47,6 +47,9 @@ class BatchRecord:
         created_from: predecessor -> ``[(source seq_no, start row, end row), ...]``.
         routed_to: for a routing step's batch, the steps it was routed to.
         source_seq: for a routed step's batch, the upstream batch it was cut from.
+        first_row: for a leaf batch in a Parquet file shared with other batches, the batch's
+            first row there (its rows are ``[first_row, first_row + num_rows)``); ``None``: the
+            file is the batch.
     """
 
     step: str
@@ -61,6 +64,7 @@ class BatchRecord:
     created_from: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
     routed_to: list[str] | None = None
     source_seq: int | None = None
+    first_row: int | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"step": self.step, "seq": self.seq_no, "rows": self.num_rows, "last": self.last_batch}
@@ -68,6 +72,8 @@ class BatchRecord:
             data["file"], data["size"] = self.file, self.size
             if self.offset is not None:
                 data["offset"] = self.offset
+            if self.first_row is not None:
+                data["first_row"] = self.first_row
         if self.failed_rows:
             data["failed"] = self.failed_rows
             data["failed_runs"] = self.failed_runs
@@ -95,6 +101,7 @@ class BatchRecord:
             created_from={k: [tuple(x) for x in v] for k, v in data.get("from", {}).items()},
             routed_to=data.get("routed"),
             source_seq=data.get("source"),
+            first_row=data.get("first_row"),
         )
 
 

@@ -6,7 +6,8 @@ pipeline.log                       the run's log
 batch_manager.json                 snapshot: status and per-step counters (no row data)
 batch_manager_steps/<step>.json    snapshot per step: committed batches and rows
 commits.jsonl                      the commit journal, the source of truth (one line per batch)
-data/<leaf>/00001.parquet ...      leaf outputs, file number = seq_no + 1
+data/<leaf>/00001.parquet ...      leaf outputs, file number = seq_no + 1 of its first batch
+                                   (batches written at once share a file; see journal.first_row)
 steps/<step>/<writer>-001.seg ...  intermediate outputs of non-leaf steps, appended per writer
                                    (the journal counts each batch by file, offset and size)
 arrow/<leaf>.<fingerprint>.arrow   a leaf's rows in one file, memory-mapped by Distisets and assets
@@ -71,15 +72,16 @@ class CacheLayout:
     def arrow_dir(self) -> Path:
         return self.root / "arrow"
 
-    def leaf_file(self, step: str, seq_no: int) -> Path:
-        """The Parquet file of output batch ``seq_no`` of leaf ``step``."""
-        return self.root / self.leaf_name(step, seq_no)
+    def leaf_file(self, step: str, seq_no: int, attempt: int = 0) -> Path:
+        """The Parquet file of output batch ``seq_no`` of leaf ``step`` (and of the batches
+        written with it)."""
+        return self.root / self.leaf_name(step, seq_no, attempt)
 
     @staticmethod
-    def leaf_name(step: str, seq_no: int) -> str:
-        """``leaf_file`` relative to the folder, as the journal records it (a plain string: the
-        scheduler names a file per leaf batch)."""
-        return f"data/{step}/{seq_no + 1:05d}.parquet"
+    def leaf_name(step: str, seq_no: int, attempt: int = 0) -> str:
+        """``leaf_file`` relative to the folder, as the journal records it. ``attempt`` > 0: a
+        batch recomputed while the file of its number still holds other counted batches."""
+        return f"data/{step}/{seq_no + 1:05d}{f'-{attempt}' if attempt else ''}.parquet"
 
     def segment_dir(self, step: str) -> Path:
         """The folder of the segments holding ``step``'s intermediate batches."""

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distil_dagster.cache.atomic import atomic_write, make_private_dirs
-from distil_dagster.cache.batch_store import read_leaf_table
+from distil_dagster.cache.batch_store import LeafPart, LeafRun, leaf_runs, read_leaf_run
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.errors import CacheCorruptedError, StepOutputError
 
@@ -40,7 +40,7 @@ __all__ = [
 METADATA_COLUMN = "distilabel_metadata"
 _READ_AHEAD = 4
 
-Files = list[tuple[Path, int | None]]
+Files = list[LeafPart]
 
 
 def _parquet_schema(path: Path) -> pa.Schema:
@@ -61,14 +61,14 @@ def visible_schema(schema: pa.Schema, enable_metadata: bool) -> pa.Schema:
 
 def leaf_schema(step: str, files: Files, enable_metadata: bool) -> pa.Schema:
     """The unified schema of a leaf's batch files, from their footers (no data read)."""
-    schemas = [_parquet_schema(path).remove_metadata() for path, _ in files]
+    schemas = [_parquet_schema(path).remove_metadata() for path in dict.fromkeys(part.path for part in files)]
     if not schemas:
         return pa.schema([])
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise StepOutputError(
-            f"Leaf step '{step}' wrote batches (in {files[0][0].parent}) whose column types cannot be unified "
+            f"Leaf step '{step}' wrote batches (in {files[0].path.parent}) whose column types cannot be unified "
             f"({exc}); make each column's values one type across batches (None is fine)."
         ) from exc
     return visible_schema(schema, enable_metadata)
@@ -86,13 +86,17 @@ class LeafSchemas:
     def __init__(self, committed: dict[str, list[Path]] | None = None) -> None:
         self._schemas: dict[str, pa.Schema] = {}
         self._committed = {step: files for step, files in (committed or {}).items() if files}
+        self._last: dict[str, Path] = {}  # per leaf, the file last joined (a shared file is read once)
 
     def add(self, step: str, seq_no: int, path: Path, schema: pa.Schema | None = None) -> None:
         """Join batch ``seq_no``'s schema (read from the file's footer when not given)."""
+        if schema is None and self._last.get(step) == path:
+            return  # a file shared with the batch before: already joined
+        self._last[step] = path
         schema = (schema if schema is not None else _parquet_schema(path)).remove_metadata()
         earlier = self._committed.pop(step, None)
         if earlier:
-            self._schemas[step] = leaf_schema(step, [(p, None) for p in earlier], enable_metadata=True)
+            self._schemas[step] = leaf_schema(step, [LeafPart(p) for p in earlier], enable_metadata=True)
         known = self._schemas.get(step)
         if known is None or known.equals(schema):
             self._schemas[step] = schema
@@ -121,31 +125,36 @@ class _SchemaChanged(Exception):
     """A batch's schema differs from the first batch's."""
 
 
+def _read_run(run: LeafRun) -> list[pa.Table]:
+    return list(read_leaf_run(run))
+
+
 def _write_stream(handle: Any, files: Files, unified: pa.Schema | None, enable_metadata: bool) -> None:
     """Every batch into one stream, reading a few files ahead on threads (Parquet decoding
     releases the GIL). ``unified=None``: the first batch's schema, and any other raises
     ``_SchemaChanged``; else every batch is conformed to ``unified``."""
     schema, writer = unified, None
-    upcoming = iter(files)
+    upcoming = iter(leaf_runs(files))
     with ThreadPoolExecutor(max_workers=_READ_AHEAD) as pool:
-        ahead: deque[Future[pa.Table]] = deque()
+        ahead: deque[Future[list[pa.Table]]] = deque()
 
         def fill() -> None:
-            while len(ahead) < _READ_AHEAD and (item := next(upcoming, None)) is not None:
-                ahead.append(pool.submit(read_leaf_table, *item))
+            while len(ahead) < _READ_AHEAD and (run := next(upcoming, None)) is not None:
+                ahead.append(pool.submit(_read_run, run))
 
         fill()
         while ahead:
-            table = ahead.popleft().result()
+            tables = ahead.popleft().result()
             fill()
-            table = table.select(visible_schema(table.schema, enable_metadata).names)
-            schema = schema or table.schema
-            if not table.schema.equals(schema):
-                if unified is None:
-                    raise _SchemaChanged
-                table = conform(table, schema)
-            writer = writer or pa.ipc.new_stream(handle, schema)
-            writer.write_table(table)
+            for table in tables:
+                table = table.select(visible_schema(table.schema, enable_metadata).names)
+                schema = schema or table.schema
+                if not table.schema.equals(schema):
+                    if unified is None:
+                        raise _SchemaChanged
+                    table = conform(table, schema)
+                writer = writer or pa.ipc.new_stream(handle, schema)
+                writer.write_table(table)
     writer = writer or pa.ipc.new_stream(handle, schema or pa.schema([]))
     writer.close()
 
@@ -162,7 +171,12 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 def arrow_path(root: Path, step: str, files: Files, enable_metadata: bool) -> Path:
     """Where the Arrow file of a leaf's committed ``files`` lives (``root``: the signature folder)."""
-    key = repr(([(p.name, s, _identity(p)) for p, s in files], enable_metadata))
+    identities = {path: _identity(path) for path in dict.fromkeys(part.path for part in files)}
+    parts = [
+        (p.path.name, p.size, identities[p.path]) + (() if p.first_row is None else (p.first_row, p.num_rows))
+        for p in files
+    ]
+    key = repr((parts, enable_metadata))
     fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
     return CacheLayout(root).arrow_dir / f"{step}.{fingerprint}.arrow"
 

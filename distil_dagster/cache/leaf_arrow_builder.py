@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from distil_dagster.cache.atomic import make_private_dirs, temp_path
-from distil_dagster.cache.batch_store import read_leaf_table
+from distil_dagster.cache.batch_store import LeafPart, LeafRun, read_leaf_run, read_leaf_table
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import arrow_path, remove_stale, visible_schema
 
@@ -45,48 +45,52 @@ class LeafArrowBuilder:
         self.step = step
         self.enable_metadata = enable_metadata
         self._next = 0
-        self._waiting: dict[int, tuple[Path | None, int | None, pa.Table | None]] = {}
+        self._waiting: dict[int, tuple[LeafPart | None, pa.Table | None]] = {}
         self._trusted: pa.Schema | None = None  # in-memory tables in this schema read back equal
-        self._files: list[tuple[Path, int | None]] = []
+        self._files: list[LeafPart] = []
+        self._read: tuple[Path, pa.Table] | None = None  # the file read last (batches may share one)
         self._tmp = temp_path(CacheLayout(root).arrow_dir / f"{step}.building.arrow")
         self._handle: Any = None
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
         self._schema: pa.Schema | None = None
         self.gave_up = False
 
-    def add(self, seq_no: int, path: Path | None, size: int | None, table: pa.Table | None = None) -> None:
-        """A committed batch of the leaf (``path=None``: an empty batch, which has no file).
+    def add(self, seq_no: int, part: LeafPart | None, table: pa.Table | None = None) -> None:
+        """A committed batch of the leaf (``part=None``: an empty batch, which has no file).
 
-        ``table``: the batch as it was written to ``path`` (else it is read back from the file).
+        ``table``: the batch's rows as they were written (else they are read back from the file).
         """
         if self.gave_up:
             return
-        self._waiting[seq_no] = (path, size, table)
+        self._waiting[seq_no] = (part, table)
         while self._next in self._waiting:
-            path, size, table = self._waiting.pop(self._next)
+            part, table = self._waiting.pop(self._next)
             self._next += 1
-            if path is None:
+            if part is None:
                 continue
             try:
-                if not self._write(path, size, self._as_read(path, size, table)):
+                if not self._write(part, self._as_read(part, table)):
                     self.give_up()
                     return
             except Exception:  # the Distiset writes the file itself and reports the problem
                 self.give_up()
                 return
 
-    def _as_read(self, path: Path, size: int | None, table: pa.Table | None) -> pa.Table:
-        """The batch as reading ``path`` gives it. A table written from memory is taken as it is
+    def _as_read(self, part: LeafPart, table: pa.Table | None) -> pa.Table:
+        """The batch as reading its file gives it. A table written from memory is taken as it is
         once the first one in its schema was read back equal (Parquet's round trip of a schema is
         a function of the schema), so the file holds what the Distiset would read."""
         if table is not None and self._trusted is not None and table.schema.equals(self._trusted):
             return table
-        read = read_leaf_table(path, size)
+        if self._read is None or self._read[0] != part.path:
+            self._read = (part.path, read_leaf_table(part.path, part.size))
+        piece = None if part.first_row is None else (part.first_row, part.num_rows or 0)
+        read = next(read_leaf_run(LeafRun(part.path, part.size, [piece]), self._read[1]))
         if table is not None and self._trusted is None and read.equals(table):
             self._trusted = table.schema
         return read
 
-    def _write(self, path: Path, size: int | None, table: pa.Table) -> bool:
+    def _write(self, part: LeafPart, table: pa.Table) -> bool:
         table = table.select(visible_schema(table.schema, self.enable_metadata).names)
         if self._writer is None:
             make_private_dirs(self._tmp.parent)
@@ -96,7 +100,7 @@ class LeafArrowBuilder:
         elif not table.schema.equals(self._schema):
             return False
         self._writer.write_table(table)
-        self._files.append((path, size))
+        self._files.append(part)
         return True
 
     def finish(self) -> Path | None:
@@ -126,5 +130,6 @@ class LeafArrowBuilder:
             if self._handle is not None:
                 self._handle.close()
         self._writer = self._handle = None
+        self._read = None
         with contextlib.suppress(OSError):
             self._tmp.unlink(missing_ok=True)

@@ -52,9 +52,9 @@ def _batch_problems(output: LeafOutput) -> list[str]:
     lasts = [r.seq_no for r in output.records if r.last_batch]
     if lasts != seqs[-1:]:
         problems.append(f"last-batch flags on batches {lasts}, expected only on the final batch")
-    file_rows = iter(output.file_rows())
+    part_rows = iter(output.part_rows())
     for record in output.records:
-        rows = next(file_rows) if record.file else 0
+        rows = next(part_rows) if record.file else 0
         if rows != record.num_rows:
             problems.append(
                 f"batch {record.seq_no} ({record.file}) holds {rows} rows, its commit counts {record.num_rows}"

@@ -75,7 +75,7 @@ class DistilDagsterIOManager(ConfigurableIOManager):
                 f"for {context.asset_key.to_user_string() if context.has_asset_key else context.name}; "
                 "give other assets another io_manager_key."
             )
-        file_rows = obj.file_rows()
+        file_rows = obj.part_rows()
         schema = obj.schema()
         if sum(file_rows) != obj.committed_rows:
             raise LeafDataError(

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset
 
-from distil_dagster.cache.batch_store import read_leaf_table
+from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_run
 from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import leaf_arrow_file, leaf_schema, visible_schema
@@ -61,8 +61,14 @@ class LeafOutput:
         return CacheLayout(self.root).data_dir / self.step
 
     @property
-    def files(self) -> list[tuple[Path, int | None]]:
-        return [(self.root / r.file, r.size) for r in self.records if r.file]
+    def parts(self) -> list[LeafPart]:
+        """Where each non-empty batch's rows are (batches written at once share a file)."""
+        return leaf_parts(self.root, self.records)
+
+    @property
+    def files(self) -> list[Path]:
+        """The Parquet files holding the batches, in batch order."""
+        return list(dict.fromkeys(part.path for part in self.parts))
 
     @property
     def committed_rows(self) -> int:
@@ -72,22 +78,28 @@ class LeafOutput:
     def failed_rows(self) -> int:
         return sum(r.failed_rows for r in self.records)
 
-    def file_rows(self) -> list[int]:
-        """Rows of each Parquet file, from its footer (no data read)."""
-        return [_parquet_metadata(path).num_rows for path, _ in self.files]
+    def part_rows(self) -> list[int]:
+        """Rows each non-empty batch finds in its file, from the footers (no data read): the whole
+        file's, or as many of the rows its commit counts as the file holds."""
+        in_file = {path: _parquet_metadata(path).num_rows for path in self.files}
+        return [
+            in_file[p.path] if p.first_row is None else max(0, min(p.num_rows or 0, in_file[p.path] - p.first_row))
+            for p in self.parts
+        ]
 
     def schema(self) -> pa.Schema:
         """The unified schema of every batch (``None`` in one batch, ``str`` in the next gives ``str``)."""
-        return leaf_schema(self.step, self.files, self.enable_metadata)
+        return leaf_schema(self.step, self.parts, self.enable_metadata)
 
     def preview(self, limit: int) -> list[dict[str, Any]]:
         """The first ``limit`` rows."""
         rows: list[dict[str, Any]] = []
-        for path, size in self.files:
-            if len(rows) >= limit:
-                break
-            table = read_leaf_table(path, size).slice(0, limit - len(rows))
-            rows.extend(table.select(visible_schema(table.schema, self.enable_metadata).names).to_pylist())
+        for run in leaf_runs(self.parts):
+            for table in read_leaf_run(run):
+                if len(rows) >= limit:
+                    return rows
+                table = table.slice(0, limit - len(rows))
+                rows.extend(table.select(visible_schema(table.schema, self.enable_metadata).names).to_pylist())
         return rows
 
 
@@ -111,7 +123,7 @@ def leaf_output(root: Path, step: str, enable_metadata: bool = False) -> LeafOut
 
 def arrow_file(output: LeafOutput) -> Path:
     """An Arrow stream file with every row of the leaf, written once per set of committed files."""
-    return leaf_arrow_file(output.root, output.step, output.files, output.enable_metadata)
+    return leaf_arrow_file(output.root, output.step, output.parts, output.enable_metadata)
 
 
 def open_dataset(path: Path) -> Dataset:

@@ -6,6 +6,11 @@ each reports loaded or load-failed. ``submit`` sends a task to an idle replica o
 queues it. ``receive`` blocks in ``multiprocessing.connection.wait`` on every worker's pipe and
 process sentinel: a result, a log line, or a death (which fails the run at once, naming step,
 replica and batch). Only small messages cross the pipes; rows travel through the cache files.
+
+A lone sequential replica of a leaf step whose batches take little time gets the batches queued
+for it as one group (``worker.py`` writes them to one Parquet file): on fast steps a file per
+batch costs more than the step. A group is about ``_GROUP_SECONDS`` of the step's recent work
+per batch, so a kill loses at most that, and a slow step (an LLM) is never grouped.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from distil_dagster.engine.devices import assign_devices
 from distil_dagster.engine.remote_errors import convert_remote_error, load_error
 from distil_dagster.engine.remote_errors import task_label as _task_label
 from distil_dagster.engine.step_modules import modules_by_path
-from distil_dagster.engine.tasks import GenerateTask, Task, TaskResult
+from distil_dagster.engine.tasks import GenerateTask, ProcessTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec, worker_main
 from distil_dagster.errors import (
     RemoteError,
@@ -42,6 +47,10 @@ __all__ = ["ProcessBackend", "process_context"]
 _PRELOAD = ["distil_dagster.engine.worker_preload"]
 
 _STOP_TIMEOUT = 10.0
+#: A group of a leaf's batches is about this many seconds of the step's work (what a kill costs).
+_GROUP_SECONDS = 0.25
+_GROUP_BATCHES = 64
+_GROUP_ROWS = 10_000
 
 
 def _task_key(task: Task) -> tuple[bool, int]:
@@ -65,11 +74,18 @@ class _Replica:
     alive: bool = True
 
     def label(self) -> str:
-        """The batches it holds, for messages (a sequential worker's first is the one it computes)."""
-        labels = [_task_label(t) for t in self.tasks.values()]
-        if self.sequential and len(labels) > 1:
-            return f"{labels[0]} ({', '.join(labels[1:])} waiting behind it)"
-        return ", ".join(labels) or "no batch"
+        """The batches it holds, for messages (a sequential worker's timed one is the one it computes)."""
+        labels = {key: _task_label(task) for key, task in self.tasks.items()}
+        if not self.sequential or len(labels) < 2 or not self.started:
+            return ", ".join(labels.values()) or "no batch"
+        keys = list(labels)
+        at = keys.index(next(iter(self.started)))
+        notes = []
+        if at:
+            notes.append(f"{', '.join(labels[k] for k in keys[:at])} computed with it, not yet written")
+        if at + 1 < len(keys):
+            notes.append(f"{', '.join(labels[k] for k in keys[at + 1 :])} waiting behind it")
+        return f"{labels[keys[at]]} ({'; '.join(notes)})"
 
 
 @dataclass
@@ -77,6 +93,30 @@ class _StepWorkers:
     replicas: list[_Replica] = field(default_factory=list)
     idle: deque[_Replica] = field(default_factory=deque)
     queue: deque[Task] = field(default_factory=deque)
+    seconds: float | None = None  # recent worker seconds per batch (moving average)
+
+    def take(self, replica: _Replica) -> list[Task]:
+        """The next queued task, with those after it that join it in a group (see the module)."""
+        tasks = [self.queue.popleft()]
+        if not (replica.sequential and _leaf_task(tasks[0]) and self.seconds is not None):
+            return tasks
+        limit = min(_GROUP_BATCHES, int(_GROUP_SECONDS / max(self.seconds, 1e-6)))
+        rows = _input_rows(tasks[0])
+        while len(tasks) < limit and self.queue and _leaf_task(self.queue[0]):
+            rows += _input_rows(self.queue[0])
+            if rows > _GROUP_ROWS:
+                break
+            tasks.append(self.queue.popleft())
+        return tasks
+
+
+def _leaf_task(task: Task) -> bool:
+    return isinstance(task, ProcessTask) and task.output is not None and task.output.endswith(".parquet")
+
+
+def _input_rows(task: Task) -> int:
+    assert isinstance(task, ProcessTask)
+    return sum(ref.end - ref.start for refs in task.inputs or [] for ref in refs)
 
 
 def process_context(start_method: str, start_server: bool = False) -> Any:
@@ -202,17 +242,20 @@ class ProcessBackend:
         while group.idle and not group.idle[0].alive:
             group.idle.popleft()
         if group.idle:
-            self._send(group.idle.popleft(), task)
+            self._send(group.idle.popleft(), [task])
         elif any(r.alive for r in group.replicas):
             group.queue.append(task)
         else:
             self._results.append(TaskResult(task, error=WorkerDiedError(f"Step '{step}' has no live worker left.")))
 
-    def _send(self, replica: _Replica, task: Task) -> None:
-        key = _task_key(task)
-        replica.tasks[key] = task
-        replica.started[key] = time.monotonic()
-        replica.conn.send(task)
+    def _send(self, replica: _Replica, tasks: list[Task]) -> None:
+        """Hand ``tasks`` to ``replica`` (several: a group). A batch's clock starts when the worker
+        starts it: now, unless a sequential worker is busy (then when its results come)."""
+        if not (replica.sequential and replica.tasks):
+            replica.started[_task_key(tasks[0])] = time.monotonic()
+        for task in tasks:
+            replica.tasks[_task_key(task)] = task
+        replica.conn.send(tasks if len(tasks) > 1 else tasks[0])
 
     def receive(self) -> TaskResult:
         while not self._results:
@@ -233,7 +276,7 @@ class ProcessBackend:
         """Seconds until the first running task reaches the step timeout (``None``: no limit)."""
         if self.step_timeout is None or not busy:
             return None
-        first = min(min(r.started.values()) for r in busy) + self.step_timeout
+        first = min(min(r.started.values(), default=time.monotonic()) for r in busy) + self.step_timeout
         return max(0.0, first - time.monotonic())
 
     def _expire(self, busy: list[_Replica]) -> None:
@@ -241,7 +284,7 @@ class ProcessBackend:
         assert self.step_timeout is not None
         now = time.monotonic()
         for replica in busy:
-            if not replica.tasks or now - min(replica.started.values()) < self.step_timeout:
+            if not replica.tasks or now - min(replica.started.values(), default=now) < self.step_timeout:
                 continue
             self.logger.error(
                 "Step '%s' (replica %d) exceeded the step timeout of %ss on %s; stopping its worker.",
@@ -277,22 +320,30 @@ class ProcessBackend:
 
     def _drain(self, replica: _Replica) -> None:
         kind, payload = self._recv(replica)
-        if kind != "result":
+        if kind == "started":  # the next batch of a group: its clock starts, the one before is done
+            done, upcoming = payload
+            replica.started.pop(done, None)
+            if upcoming in replica.tasks:
+                replica.started[upcoming] = time.monotonic()
             return
-        result: TaskResult = payload
-        key = _task_key(result.task)
-        result.task = replica.tasks.pop(key, result.task)  # the scheduler's own object
-        replica.started.pop(key, None)
-        if replica.sequential and replica.tasks:  # the batch waiting in its pipe starts now
-            replica.started[next(iter(replica.tasks))] = time.monotonic()
-        if isinstance(result.error, RemoteError):
-            result.error = convert_remote_error(result.error, replica.step, replica.index, result.task)
+        if kind not in ("result", "results"):
+            return
         group = self.workers[replica.step]
+        for result in payload if kind == "results" else [payload]:
+            key = _task_key(result.task)
+            result.task = replica.tasks.pop(key, result.task)  # the scheduler's own object
+            replica.started.pop(key, None)
+            if isinstance(result.error, RemoteError):
+                result.error = convert_remote_error(result.error, replica.step, replica.index, result.task)
+            elif result.error is None:
+                group.seconds = result.seconds if group.seconds is None else 0.8 * group.seconds + 0.2 * result.seconds
+            self._results.append(result)
+        if replica.sequential and replica.tasks:  # the batch waiting in its pipe starts now
+            replica.started = {next(iter(replica.tasks)): time.monotonic()}
         if group.queue:
-            self._send(replica, group.queue.popleft())
+            self._send(replica, group.take(replica))
         else:
             group.idle.append(replica)
-        self._results.append(result)
 
     def _died(self, replica: _Replica) -> None:
         replica.process.join(1.0)

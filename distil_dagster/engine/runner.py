@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from distil_dagster.cache.atomic import atomic_write_bytes
+from distil_dagster.cache.batch_store import leaf_parts
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
@@ -421,7 +422,7 @@ def _execute(
         max_pending_rows=config.max_pending_rows,
         on_commit=listener.on_commit if listener is not None else None,
         committed_leaf_files={
-            name: [layout.root / r.file for _, r in sorted(records.items()) if r.file and r.file.endswith(".parquet")]
+            name: [part.path for part in leaf_parts(layout.root, (r for _, r in sorted(records.items())))]
             for name, records in committed.items()
         },
         leaf_arrows={

@@ -114,6 +114,8 @@ class Scheduler:
         self._in_flight = 0
         self._started: dict[int, float] = {}
         self._bounds: dict[str, int] = {}
+        #: Leaf files that committed batches are in: a recomputed batch never writes over one.
+        self._taken = {r.file for name in self.leaves for r in committed.get(name, {}).values() if r.file}
 
     def _load(self, record: BatchRecord) -> Rows:
         if record.file is None:
@@ -189,9 +191,13 @@ class Scheduler:
         return next((g for g in self.generators if g.name == name), None)
 
     def _output_path(self, step: str, seq_no: int) -> str:
-        """A leaf batch's Parquet file; for other steps, the folder of their segments."""
+        """A leaf batch's Parquet file (named by its number, unless a file of that name still holds
+        counted batches); for other steps, the folder of their segments."""
         if step in self.leaves:
-            return f"{self._root}/{self.layout.leaf_name(step, seq_no)}"
+            attempt = 0
+            while (name := self.layout.leaf_name(step, seq_no, attempt)) in self._taken:
+                attempt += 1
+            return f"{self._root}/{name}"
         return str(self.layout.segment_dir(step))
 
     def _next_task(self) -> Task | None:
@@ -240,7 +246,15 @@ class Scheduler:
             gen = self._generator(task.step)
             assert gen is not None
             last = result.last_batch or self.dry_run
-            record = BatchRecord(task.step, task.seq_no, result.num_rows, last, size=result.size, offset=result.offset)
+            record = BatchRecord(
+                task.step,
+                task.seq_no,
+                result.num_rows,
+                last,
+                size=result.size,
+                offset=result.offset,
+                first_row=result.first_row,
+            )
             gen.in_flight = False
             gen.seq_no += 1
             gen.offset += result.num_rows
@@ -255,6 +269,7 @@ class Scheduler:
                 batch.last_batch,
                 size=result.size,
                 offset=result.offset,
+                first_row=result.first_row,
                 failed_rows=result.failed_rows,
                 failed_runs=self.prior_failures.get((batch.step, batch.seq_no), 0) + (1 if result.failed_rows else 0),
                 created_from=batch.created_from,
@@ -270,7 +285,7 @@ class Scheduler:
             leaf = record.step in self.leaves and record.num_rows
             self.manager.register(record, result.rows)
             self.committer.submit(
-                record, result.rows, self.layout.leaf_file(record.step, record.seq_no) if leaf else None
+                record, result.rows, Path(self._output_path(record.step, record.seq_no)) if leaf else None
             )
         else:
             self.manager.register(record, None)

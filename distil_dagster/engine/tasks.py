@@ -60,8 +60,9 @@ Task = Union[ProcessTask, GenerateTask]
 class TaskResult:
     """A finished task: its rows (inline) or where the worker wrote them, and counters.
 
-    ``file``/``offset``/``size``: the batch's Parquet file (``offset`` ``None``), or the segment
-    and byte range the worker appended it to.
+    ``file``/``offset``/``size``: the batch's Parquet file (``offset`` ``None``; ``first_row``: its
+    first row there when the file holds the batches computed with it), or the segment and byte
+    range the worker appended it to.
 
     ``error`` is set when the step failed in a way that stops the run; ``seconds`` is the time
     the worker spent on the task (not the time it waited in a queue).
@@ -78,3 +79,4 @@ class TaskResult:
     schema: Any = None  # the leaf file's pyarrow schema, when the worker wrote one
     file: str | None = None
     offset: int | None = None
+    first_row: int | None = None

@@ -3,7 +3,10 @@
 Data flow: the parent sends the step (pickled, loaded here), then tasks naming input slices of
 committed batches and where the output goes; the worker reads its inputs, runs the step (retries
 and imputation as inline), writes a leaf's Parquet file atomically or appends an intermediate
-batch to its own segment, and sends back where and how much it wrote. Logs travel
+batch to its own segment, and sends back where and how much it wrote. A leaf's batches may come
+as a group (a list of tasks: the parent had several waiting for this worker): they are computed
+one after another, each announced with a ``started`` message (the parent times each batch),
+and written to one file, the first task's, each result naming its first row there. Logs travel
 to the parent over the same pipe. SIGINT and SIGTERM are ignored: the parent decides when to
 stop (a signal to the whole process group must not kill the workers under a graceful stop).
 """
@@ -19,7 +22,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -30,9 +33,9 @@ from distil_dagster.cache.batch_store import append_batch, read_rows, write_batc
 from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.step_modules import import_by_path
-from distil_dagster.engine.step_runner import call_step
+from distil_dagster.engine.step_runner import StepCallResult, call_step
 from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Task, TaskResult
-from distil_dagster.errors import RemoteError
+from distil_dagster.errors import RemoteError, StepOutputError
 from distil_dagster.steps.base import GeneratorStep, Step, _Step
 
 __all__ = ["TaskRunner", "WorkerSpec", "load_step", "worker_main"]
@@ -123,6 +126,7 @@ class _Written(NamedTuple):
     file: str | None = None
     offset: int | None = None
     schema: Any = None  # a leaf file's pyarrow schema
+    first_row: int | None = None  # in a leaf file shared with other batches
 
     def result(self, task: Task, num_rows: int, last_batch: bool, failed_rows: int = 0) -> TaskResult:
         """The task's result, saying where its output went."""
@@ -136,6 +140,7 @@ class _Written(NamedTuple):
             schema=self.schema,
             file=self.file,
             offset=self.offset,
+            first_row=self.first_row,
         )
 
 
@@ -160,6 +165,16 @@ class _Output:
                 self.segments = SegmentWriter(Path(output), self.fsync)
         path, offset, size = append_batch(self.segments, rows)
         return _Written(size, str(path), offset)
+
+    def write_shared(self, outputs: list[Rows], output: str) -> list[_Written]:
+        """Several leaf batches into one Parquet file at ``output``, each counted by its first row
+        (batches that cannot be stored together: each to its own file, see ``write``)."""
+        size, table = write_batch(Path(output), [row for rows in outputs for row in rows], self.step, self.fsync)
+        schema = None if table is None else table.schema
+        firsts = [0]
+        for rows in outputs[:-1]:
+            firsts.append(firsts[-1] + len(rows))
+        return [_Written(size, output, None, schema, first) for first in firsts]
 
     def close(self) -> None:
         if self.segments is not None:
@@ -208,6 +223,43 @@ class TaskRunner:
         result.seconds = time.perf_counter() - started
         return result
 
+    def run_group(self, tasks: list[ProcessTask], starting: Callable[[Task, Task], None]) -> list[TaskResult]:
+        """Compute a leaf's ``tasks`` one after another (``starting(previous, next)`` before each
+        but the first) and write their outputs into one file, the first task's."""
+        assert isinstance(self.step, Step)
+        computed: list[tuple[ProcessTask, StepCallResult | TaskResult, float]] = []
+        for index, task in enumerate(tasks):
+            if index:
+                starting(tasks[index - 1], task)
+            started = time.perf_counter()
+            try:
+                done: StepCallResult | TaskResult = _compute(self.step, task, self.files, self.spec, self.logger)
+            except Exception as exc:
+                done = _error(task, exc)
+            computed.append((task, done, time.perf_counter() - started))
+        outputs = [(t, r) for t, r, _ in computed if isinstance(r, StepCallResult) and r.rows and t.output]
+        started = time.perf_counter()
+        shared: dict[int, _Written] = {}
+        if len(outputs) > 1:
+            with contextlib.suppress(StepOutputError):  # then written one by one: the error names the batch
+                written = self.output.write_shared([r.rows for _, r in outputs], str(outputs[0][0].output))
+                shared = {id(t): w for (t, _), w in zip(outputs, written)}
+        results = []
+        for task, done, seconds in computed:
+            if isinstance(done, StepCallResult):
+                try:
+                    write = shared.get(id(task)) or self.output.write(done.rows, task.output)
+                except Exception as exc:
+                    done = _error(task, exc)
+                else:
+                    done = write.result(task, len(done.rows), task.batch.last_batch, done.failed_rows)
+            done.seconds = seconds
+            results.append(done)
+        spent = (time.perf_counter() - started) / len(results)
+        for result in results:
+            result.seconds += spent
+        return results
+
     def close(self) -> None:
         """Close the replica's segment (after its last task)."""
         self.output.close()
@@ -240,7 +292,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 return  # the parent died
             if task is None:
                 return
-            if pool is None:
+            if isinstance(task, list):  # a leaf's batches, computed in turn and written to one file
+                pipe.send(
+                    ("results", runner.run_group(task, lambda done, nxt: pipe.send(("started", _keys(done, nxt)))))
+                )
+            elif pool is None:
                 pipe.send(("result", runner.run(task)))
             else:
                 pool.submit(lambda t: pipe.send(("result", runner.run(t))), task)
@@ -251,18 +307,30 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         step.unload()
 
 
+def _keys(done: Task, upcoming: Task) -> tuple[tuple[bool, int], tuple[bool, int]]:
+    """``(finished, starting)`` batches of a group, as the parent keys its tasks."""
+    assert isinstance(done, ProcessTask) and isinstance(upcoming, ProcessTask)
+    return (False, done.batch.seq_no), (False, upcoming.batch.seq_no)
+
+
+def _compute(
+    step: Step, task: ProcessTask, files: _FileCache, spec: WorkerSpec, logger: logging.Logger
+) -> StepCallResult:
+    batch = task.batch
+    data = [[row for ref in refs for row in files.rows(ref)] for refs in task.inputs or []]
+    full = Batch(batch.step, batch.seq_no, batch.last_batch, data, batch.created_from, batch.source_seq)
+    return call_step(step, full, spec.retries, logger)
+
+
 def _process(
     step: Step, task: ProcessTask, files: _FileCache, output: _Output, spec: WorkerSpec, logger: logging.Logger
 ) -> TaskResult:
-    batch = task.batch
     try:
-        data = [[row for ref in refs for row in files.rows(ref)] for refs in task.inputs or []]
-        full = Batch(batch.step, batch.seq_no, batch.last_batch, data, batch.created_from, batch.source_seq)
-        result = call_step(step, full, spec.retries, logger)
+        result = _compute(step, task, files, spec, logger)
         written = output.write(result.rows, task.output)
     except Exception as exc:
         return _error(task, exc)
-    return written.result(task, len(result.rows), batch.last_batch, result.failed_rows)
+    return written.result(task, len(result.rows), task.batch.last_batch, result.failed_rows)
 
 
 def _generate(generator: Iterator[tuple[Rows, bool]], task: GenerateTask, output: _Output) -> TaskResult:

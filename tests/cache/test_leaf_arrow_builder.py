@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from distil_dagster.cache import leaf_arrow
-from distil_dagster.cache.batch_store import write_batch
+from distil_dagster.cache.batch_store import LeafPart, write_batch
 from distil_dagster.cache.leaf_arrow_builder import LeafArrowBuilder
 from distil_dagster.errors import RunInterrupted, StepOutputError
 from distil_dagster.pipeline import Pipeline
@@ -117,11 +117,11 @@ def test_tables_from_memory_are_trusted_only_after_one_read_back_equal(tmp_path:
     for seq in range(3):
         path = data / f"{seq + 1:05d}.parquet"
         size, _ = write_batch(path, [{"id": seq * 2 + i} for i in range(2)], "leaf", fsync=False)
-        files.append((path, size))
+        files.append(LeafPart(path, size))
     other = pa.table({"id": [-1, -1]})  # same schema, other values: never read back equal
     builder = LeafArrowBuilder(tmp_path, "leaf", enable_metadata=False)
-    for seq, (path, size) in enumerate(files):
-        builder.add(seq, path, size, other)
+    for seq, part in enumerate(files):
+        builder.add(seq, part, other)
 
     arrow = builder.finish()
 

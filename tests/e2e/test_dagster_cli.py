@@ -23,6 +23,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from distil_dagster.cache.batch_store import leaf_parts, leaf_runs, read_leaf_run
 from distil_dagster.dagster.leaf_data import read_committed
 from tests.e2e import dagster_slow_definitions as slow
 
@@ -151,7 +152,8 @@ class _Run:
 
 def _check_exactly_once(folder: Path) -> None:
     records = sorted(read_committed(folder)["hash_b"].values(), key=lambda r: r.seq_no)
-    rows = [row for r in records if r.file for row in pq.read_table(folder / r.file).to_pylist()]
+    tables = [t for run in leaf_runs(leaf_parts(folder, records)) for t in read_leaf_run(run)]
+    rows = [row for table in tables for row in table.to_pylist()]
     assert sorted(row["id"] for row in rows) == list(range(slow.ROWS))
     assert all(row["hb"] == slow.digest(row["id"] + 1) for row in rows)
 

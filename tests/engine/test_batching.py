@@ -13,6 +13,8 @@ import itertools
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import GlobalStep, LoadDataFromDicts, Step, StepInput, StepResources
 from distil_dagster.steps.typing import StepOutput
@@ -142,7 +144,7 @@ def test_linear_chain_gets_exact_input_batch_sizes_whatever_the_upstream_batchin
     assert [r["last"] for r in folder.records("b")] == [False, False, True]
 
 
-def test_leaf_batches_are_parquet_files_numbered_seq_no_plus_one(tmp_path: Path, executor: str, cache) -> None:
+def test_leaf_batches_are_parquet_files_numbered_by_their_first_batch(tmp_path: Path, executor: str, cache) -> None:
     with Pipeline(name="layout", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=_ids(30), batch_size=7)
         gen >> SeenBatch(name="a", input_batch_size=5) >> SeenBatch(name="b", input_batch_size=13)
@@ -150,11 +152,19 @@ def test_leaf_batches_are_parquet_files_numbered_seq_no_plus_one(tmp_path: Path,
     pipeline.run(executor=executor)
 
     folder = cache(pipeline)
-    assert [r["file"] for r in folder.records("b")] == [
-        "data/b/00001.parquet",
-        "data/b/00002.parquet",
-        "data/b/00003.parquet",
-    ]
+    leaf = folder.records("b")
+    assert [r["seq"] for r in leaf] == [0, 1, 2]
+    assert leaf[0]["file"] == "data/b/00001.parquet"
+    for record in leaf:  # a file per batch, or batches written at once share the first one's file
+        sharing = [r for r in leaf if r["file"] == record["file"]]
+        assert record["file"] == f"data/b/{sharing[0]['seq'] + 1:05d}.parquet"
+        if len(sharing) == 1:
+            assert "first_row" not in record
+        else:  # in order, each from its first row, the file holding exactly their rows
+            assert [r["first_row"] for r in sharing] == [
+                sum(r["rows"] for r in sharing[:i]) for i in range(len(sharing))
+            ]
+            assert pq.read_metadata(folder.root / record["file"]).num_rows == sum(r["rows"] for r in sharing)
     # intermediate batches: appended to the replica's segment, each at its own byte range
     ranges = [(r["file"], r["offset"], r["size"]) for r in folder.records("a")]
     assert len(ranges) == 6 and all(f.startswith("steps/a/") and f.endswith(".seg") for f, _, _ in ranges)
