@@ -35,7 +35,7 @@ from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.step_modules import import_by_path
 from distil_dagster.engine.step_runner import StepCallResult, call_step
 from distil_dagster.engine.tasks import GenerateTask, ProcessTask, SliceRef, Task, TaskResult
-from distil_dagster.errors import RemoteError, StepOutputError
+from distil_dagster.errors import RemoteError
 from distil_dagster.steps.base import GeneratorStep, Step, _Step
 
 __all__ = ["TaskRunner", "WorkerSpec", "load_step", "worker_main"]
@@ -241,9 +241,11 @@ class TaskRunner:
         started = time.perf_counter()
         shared: dict[int, _Written] = {}
         if len(outputs) > 1:
-            with contextlib.suppress(StepOutputError):  # then written one by one: the error names the batch
+            try:
                 written = self.output.write_shared([r.rows for _, r in outputs], str(outputs[0][0].output))
                 shared = {id(t): w for (t, _), w in zip(outputs, written)}
+            except Exception:  # written one by one below: each failure is reported with its batch
+                shared = {}
         results = []
         for task, done, seconds in computed:
             if isinstance(done, StepCallResult):

@@ -1,0 +1,94 @@
+"""A lone, fast leaf worker gets the batches queued for it as a group written to one Parquet file.
+
+Tested at the process backend: the step's pace (seconds per batch) is set by the test, so which
+batches form a group does not depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from distil_dagster.cache.batch_store import LeafPart, append_batch, leaf_runs, read_leaf_run
+from distil_dagster.cache.segments import SegmentWriter
+from distil_dagster.engine.batch import Batch
+from distil_dagster.engine.processes import ProcessBackend
+from distil_dagster.engine.tasks import ProcessTask, SliceRef, TaskResult
+from distil_dagster.errors import WorkerDiedError
+from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts
+
+from .faulty_steps import Tag
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _backend(tmp_path: Path, rows: int, **tag: object) -> tuple[ProcessBackend, list[ProcessTask]]:
+    """A started backend for a leaf ``Tag`` and one task per input row (batch ``i`` reads row ``i``)."""
+    with Pipeline(name="groups", cache_dir=tmp_path) as pipeline:
+        load = LoadDataFromDicts(name="load", data=[{"id": 0}], batch_size=1)
+        load >> Tag(name="tag", input_batch_size=1, **tag)
+    writer = SegmentWriter(tmp_path / "steps" / "load", fsync=False)
+    segment, offset, size = append_batch(writer, [{"id": i} for i in range(rows)])
+    writer.close()
+    tasks = [
+        ProcessTask(
+            Batch("tag", seq, seq == rows - 1, [], {"load": [(0, seq, seq + 1)]}),
+            [[SliceRef(str(segment), size, seq, seq + 1, offset)]],
+            str(tmp_path / "data" / "tag" / f"{seq + 1:05d}.parquet"),
+        )
+        for seq in range(rows)
+    ]
+    backend = ProcessBackend(0, False, logging.getLogger("test"), step_timeout=600.0)
+    backend.start({"tag": pipeline.dag.step("tag")})
+    return backend, tasks
+
+
+def _ids(results: list[TaskResult]) -> list[int]:
+    parts = [LeafPart(Path(r.file), r.size, r.first_row, r.num_rows) for r in results if r.file]
+    return [row["id"] for run in leaf_runs(parts) for table in read_leaf_run(run) for row in table.to_pylist()]
+
+
+def test_queued_batches_of_a_fast_leaf_are_computed_as_one_group_in_one_file(tmp_path: Path) -> None:
+    backend, tasks = _backend(tmp_path, 10)
+    try:
+        backend.workers["tag"].seconds = 0.001  # the step's pace: a group may hold 64 batches
+        for task in tasks:
+            backend.submit(task)  # the worker's two slots take batches 0 and 1; 2..9 wait
+        results = [backend.receive() for _ in tasks]
+    finally:
+        backend.stop()
+
+    assert [r.error for r in results] == [None] * 10
+    assert sorted(r.task.batch.seq_no for r in results) == list(range(10))
+    results.sort(key=lambda r: r.task.batch.seq_no)
+    assert [(r.file, r.first_row) for r in results[:2]] == [(tasks[0].output, None), (tasks[1].output, None)]
+    assert {r.file for r in results[2:]} == {tasks[2].output}, "the group went to its first batch's file"
+    assert [r.first_row for r in results[2:]] == list(range(8))
+    assert sorted(p.name for p in (tmp_path / "data" / "tag").iterdir()) == [
+        "00001.parquet",
+        "00002.parquet",
+        "00003.parquet",
+    ]
+    assert _ids(results) == list(range(10))
+
+
+def test_a_worker_dying_inside_a_group_fails_every_batch_of_it_naming_the_one_it_computed(tmp_path: Path) -> None:
+    backend, tasks = _backend(tmp_path, 8, fault="kill", fault_id=5)
+    try:
+        backend.workers["tag"].seconds = 0.001
+        for task in tasks:
+            backend.submit(task)
+        results = [backend.receive() for _ in tasks]
+    finally:
+        backend.stop()
+
+    results.sort(key=lambda r: r.task.batch.seq_no)
+    assert [r.error is None for r in results] == [True, True] + [False] * 6
+    message = str(results[2].error)
+    assert isinstance(results[2].error, WorkerDiedError)
+    assert "while processing batch 5 (batch 2, batch 3, batch 4 computed with it, not yet written;" in message
+    assert "batch 6, batch 7 waiting behind it)" in message
+    assert sorted(p.name for p in (tmp_path / "data" / "tag").iterdir()) == ["00001.parquet", "00002.parquet"]
