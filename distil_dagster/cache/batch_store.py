@@ -34,6 +34,8 @@ from distil_dagster.errors import CacheCorruptedError, StepOutputError
 __all__ = [
     "LeafPart",
     "append_batch",
+    "arrow_bytes",
+    "arrow_table",
     "leaf_parts",
     "leaf_runs",
     "read_leaf_run",
@@ -164,6 +166,26 @@ def write_batch(path: Path, rows: Rows, step: str, fsync: bool) -> tuple[int, pa
             raise StepOutputError(f"Step '{step}' produced rows that Parquet cannot store ({exc}).") from exc
         return size, table
     return atomic_write_bytes(path, _framed(rows), fsync), None
+
+
+#: Leaf batches up to this size travel to the parent as Arrow IPC too (``arrow_bytes``).
+_ARROW_BYTES = 1 << 20
+
+
+def arrow_bytes(table: pa.Table | None) -> bytes | None:
+    """A small leaf batch as an Arrow IPC stream (``None`` when larger than 1 MiB), so the process
+    that builds the leaf's Arrow file need not read the Parquet file back."""
+    if table is None or table.nbytes > _ARROW_BYTES:
+        return None
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def arrow_table(data: bytes) -> pa.Table:
+    """The table ``arrow_bytes`` gave."""
+    return pa.ipc.open_stream(data).read_all()
 
 
 def append_batch(writer: SegmentWriter, rows: Rows) -> tuple[Path, int, int]:

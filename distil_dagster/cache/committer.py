@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from distil_dagster.cache.atomic import fsync_dir, sync_filesystem
-from distil_dagster.cache.batch_store import LeafPart, append_batch, write_batch
+from distil_dagster.cache.batch_store import LeafPart, append_batch, arrow_table, write_batch
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import LeafSchemas
@@ -41,7 +41,8 @@ class _Job:
     rows: list[dict[str, Any]] | None
     path: Path | None
     schema: Any = None
-    table: Any = None  # the leaf batch as written here (inline), for the Arrow file
+    table: Any = None  # the leaf batch as written (here, or by a worker that sent it), for the Arrow file
+    arrow: bytes | None = None  # the batch as a worker sent it (Arrow IPC)
 
 
 class BatchCommitter:
@@ -93,15 +94,21 @@ class BatchCommitter:
         self._thread.start()
 
     def submit(
-        self, record: BatchRecord, rows: list[dict[str, Any]] | None, path: Path | None, schema: Any = None
+        self,
+        record: BatchRecord,
+        rows: list[dict[str, Any]] | None,
+        path: Path | None,
+        schema: Any = None,
+        arrow: bytes | None = None,
     ) -> None:
         """Queue a batch for commit; ``rows`` are written first: to ``path`` (a leaf's Parquet
         file), or, without a ``path``, appended to this committer's segment for the step.
 
         ``rows=None`` with a ``path``: a worker already wrote the batch there (``record.size``,
         and ``record.offset`` for a segment, set; ``schema``: a leaf file's schema, as the worker
-        reported it, else read from the file). ``rows=None`` without a path, or no rows: the
-        batch is empty and has no file.
+        reported it, else read from the file; ``arrow``: a small leaf batch's rows as the worker
+        sent them, so the leaf's Arrow file need not read the file back). ``rows=None`` without a
+        path, or no rows: the batch is empty and has no file.
         """
         if path is not None:
             record.file = self.layout.relative(path)
@@ -110,7 +117,7 @@ class BatchCommitter:
             while self._jobs and self._pending_rows + weight > self.max_pending_rows and self._error is None:
                 self._cond.wait(timeout=1.0)
             self._raise_error()
-            self._jobs.append(_Job(record, rows, path, schema))
+            self._jobs.append(_Job(record, rows, path, schema, arrow=arrow))
             self._pending_rows += weight
             self._cond.notify_all()
 
@@ -228,6 +235,8 @@ class BatchCommitter:
                 elif job.path is not None and job.rows is not None:
                     job.record.size, job.table = write_batch(job.path, job.rows, job.record.step, self.file_fsync)
                     job.schema = None if job.table is None else job.table.schema
+                elif job.arrow is not None:
+                    job.table, job.arrow = arrow_table(job.arrow), None
                 if job.path is not None:
                     if job.path.suffix == ".parquet":  # a leaf's batch: not committed if it cannot join
                         self.leaf_schemas.add(job.record.step, job.record.seq_no, job.path, job.schema)

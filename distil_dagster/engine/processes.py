@@ -7,10 +7,11 @@ queues it. ``receive`` blocks in ``multiprocessing.connection.wait`` on every wo
 process sentinel: a result, a log line, or a death (which fails the run at once, naming step,
 replica and batch). Only small messages cross the pipes; rows travel through the cache files.
 
-A lone sequential replica of a leaf step whose batches take little time gets the batches queued
-for it as one group (``worker.py`` writes them to one Parquet file): on fast steps a file per
-batch costs more than the step. A group is about ``_GROUP_SECONDS`` of the step's recent work
-per batch, so a kill loses at most that, and a slow step (an LLM) is never grouped.
+A lone sequential replica of a step whose batches take little time gets the batches queued for it
+as one group, in one message, its results coming back in one (a leaf's group goes to one Parquet
+file, see ``worker.py``): on fast steps the messages and a file per batch cost more than the
+step. A group is about ``_GROUP_SECONDS`` of the step's recent work per batch, so a kill loses at
+most that, and a slow step (an LLM) is never grouped.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ __all__ = ["ProcessBackend", "process_context"]
 _PRELOAD = ["distil_dagster.engine.worker_preload"]
 
 _STOP_TIMEOUT = 10.0
-#: A group of a leaf's batches is about this many seconds of the step's work (what a kill costs).
+#: A group of batches is about this many seconds of the step's work (what a kill costs).
 _GROUP_SECONDS = 0.25
 _GROUP_BATCHES = 64
 _GROUP_ROWS = 10_000
@@ -98,20 +99,16 @@ class _StepWorkers:
     def take(self, replica: _Replica) -> list[Task]:
         """The next queued task, with those after it that join it in a group (see the module)."""
         tasks = [self.queue.popleft()]
-        if not (replica.sequential and _leaf_task(tasks[0]) and self.seconds is not None):
+        if not (replica.sequential and isinstance(tasks[0], ProcessTask) and self.seconds is not None):
             return tasks
         limit = min(_GROUP_BATCHES, int(_GROUP_SECONDS / max(self.seconds, 1e-6)))
         rows = _input_rows(tasks[0])
-        while len(tasks) < limit and self.queue and _leaf_task(self.queue[0]):
+        while len(tasks) < limit and self.queue and isinstance(self.queue[0], ProcessTask):
             rows += _input_rows(self.queue[0])
             if rows > _GROUP_ROWS:
                 break
             tasks.append(self.queue.popleft())
         return tasks
-
-
-def _leaf_task(task: Task) -> bool:
-    return isinstance(task, ProcessTask) and task.output is not None and task.output.endswith(".parquet")
 
 
 def _input_rows(task: Task) -> int:

@@ -289,4 +289,4 @@ class Scheduler:
             )
         else:
             self.manager.register(record, None)
-            self.committer.submit(record, None, Path(result.file) if result.file else None, result.schema)
+            self.committer.submit(record, None, Path(result.file) if result.file else None, result.schema, result.arrow)

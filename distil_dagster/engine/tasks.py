@@ -80,3 +80,4 @@ class TaskResult:
     file: str | None = None
     offset: int | None = None
     first_row: int | None = None
+    arrow: bytes | None = None  # a small leaf batch's rows as Arrow IPC (see batch_store.arrow_bytes)

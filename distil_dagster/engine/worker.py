@@ -3,10 +3,11 @@
 Data flow: the parent sends the step (pickled, loaded here), then tasks naming input slices of
 committed batches and where the output goes; the worker reads its inputs, runs the step (retries
 and imputation as inline), writes a leaf's Parquet file atomically or appends an intermediate
-batch to its own segment, and sends back where and how much it wrote. A leaf's batches may come
-as a group (a list of tasks: the parent had several waiting for this worker): they are computed
-one after another, each announced with a ``started`` message (the parent times each batch),
-and written to one file, the first task's, each result naming its first row there. Logs travel
+batch to its own segment, and sends back where and how much it wrote. Batches may come as a group
+(a list of tasks: the parent had several waiting for this worker): they are computed one after
+another, each announced with a ``started`` message (the parent times each batch), and their
+results go back in one message; a leaf's are written to one file, the first task's, each result
+naming its first row there. Logs travel
 to the parent over the same pipe. SIGINT and SIGTERM are ignored: the parent decides when to
 stop (a signal to the whole process group must not kill the workers under a graceful stop).
 """
@@ -29,7 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from distil_dagster.cache.batch_store import append_batch, read_rows, write_batch
+from distil_dagster.cache.batch_store import append_batch, arrow_bytes, read_rows, write_batch
 from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.engine.batch import Batch, Rows
 from distil_dagster.engine.step_modules import import_by_path
@@ -127,6 +128,7 @@ class _Written(NamedTuple):
     offset: int | None = None
     schema: Any = None  # a leaf file's pyarrow schema
     first_row: int | None = None  # in a leaf file shared with other batches
+    arrow: bytes | None = None  # a small leaf batch's rows, for the parent's Arrow file
 
     def result(self, task: Task, num_rows: int, last_batch: bool, failed_rows: int = 0) -> TaskResult:
         """The task's result, saying where its output went."""
@@ -141,6 +143,7 @@ class _Written(NamedTuple):
             file=self.file,
             offset=self.offset,
             first_row=self.first_row,
+            arrow=self.arrow,
         )
 
 
@@ -159,7 +162,7 @@ class _Output:
             return _Written()
         if output.endswith(".parquet"):
             size, table = write_batch(Path(output), rows, self.step, self.fsync)
-            return _Written(size, output, None, None if table is None else table.schema)
+            return _Written(size, output, None, None if table is None else table.schema, None, arrow_bytes(table))
         with self.lock:
             if self.segments is None:
                 self.segments = SegmentWriter(Path(output), self.fsync)
@@ -170,11 +173,13 @@ class _Output:
         """Several leaf batches into one Parquet file at ``output``, each counted by its first row
         (batches that cannot be stored together: each to its own file, see ``write``)."""
         size, table = write_batch(Path(output), [row for rows in outputs for row in rows], self.step, self.fsync)
-        schema = None if table is None else table.schema
-        firsts = [0]
-        for rows in outputs[:-1]:
-            firsts.append(firsts[-1] + len(rows))
-        return [_Written(size, output, None, schema, first) for first in firsts]
+        assert table is not None
+        written, first = [], 0
+        for rows in outputs:
+            piece = table.slice(first, len(rows))
+            written.append(_Written(size, output, None, table.schema, first, arrow_bytes(piece)))
+            first += len(rows)
+        return written
 
     def close(self) -> None:
         if self.segments is not None:
@@ -224,8 +229,8 @@ class TaskRunner:
         return result
 
     def run_group(self, tasks: list[ProcessTask], starting: Callable[[Task, Task], None]) -> list[TaskResult]:
-        """Compute a leaf's ``tasks`` one after another (``starting(previous, next)`` before each
-        but the first) and write their outputs into one file, the first task's."""
+        """Compute ``tasks`` one after another (``starting(previous, next)`` before each but the
+        first) and write their outputs: a leaf's into one file, the first task's."""
         assert isinstance(self.step, Step)
         computed: list[tuple[ProcessTask, StepCallResult | TaskResult, float]] = []
         for index, task in enumerate(tasks):
@@ -237,7 +242,11 @@ class TaskRunner:
             except Exception as exc:
                 done = _error(task, exc)
             computed.append((task, done, time.perf_counter() - started))
-        outputs = [(t, r) for t, r, _ in computed if isinstance(r, StepCallResult) and r.rows and t.output]
+        outputs = [
+            (t, r)
+            for t, r, _ in computed
+            if isinstance(r, StepCallResult) and r.rows and t.output and t.output.endswith(".parquet")
+        ]
         started = time.perf_counter()
         shared: dict[int, _Written] = {}
         if len(outputs) > 1:
@@ -294,7 +303,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 return  # the parent died
             if task is None:
                 return
-            if isinstance(task, list):  # a leaf's batches, computed in turn and written to one file
+            if isinstance(task, list):  # a group: computed in turn, results sent at once
                 pipe.send(
                     ("results", runner.run_group(task, lambda done, nxt: pipe.send(("started", _keys(done, nxt)))))
                 )
