@@ -1,4 +1,5 @@
-"""A lone, fast leaf worker gets the batches queued for it as a group written to one Parquet file.
+"""A lone worker of a fast step gets the batches queued for it as a group: one message each way,
+and, for a leaf, one Parquet file.
 
 Tested at the process backend: the step's pace (seconds per batch) is set by the test, so which
 batches form a group does not depend on the machine's speed.
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from distil_dagster.cache.batch_store import LeafPart, append_batch, leaf_runs, read_leaf_run
+from distil_dagster.cache.batch_store import (
+    LeafPart,
+    append_batch,
+    arrow_table,
+    leaf_runs,
+    read_leaf_run,
+    read_rows,
+)
 from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.engine.batch import Batch
 from distil_dagster.engine.processes import ProcessBackend
@@ -25,8 +33,9 @@ from .faulty_steps import Tag
 pytestmark = pytest.mark.timeout(90)
 
 
-def _backend(tmp_path: Path, rows: int, **tag: object) -> tuple[ProcessBackend, list[ProcessTask]]:
-    """A started backend for a leaf ``Tag`` and one task per input row (batch ``i`` reads row ``i``)."""
+def _backend(tmp_path: Path, rows: int, leaf: bool = True, **tag: object) -> tuple[ProcessBackend, list[ProcessTask]]:
+    """A started backend for a ``Tag`` and one task per input row (batch ``i`` reads row ``i``);
+    its outputs go to leaf files, or (``leaf=False``) to the step's segment folder."""
     with Pipeline(name="groups", cache_dir=tmp_path) as pipeline:
         load = LoadDataFromDicts(name="load", data=[{"id": 0}], batch_size=1)
         load >> Tag(name="tag", input_batch_size=1, **tag)
@@ -37,7 +46,7 @@ def _backend(tmp_path: Path, rows: int, **tag: object) -> tuple[ProcessBackend, 
         ProcessTask(
             Batch("tag", seq, seq == rows - 1, [], {"load": [(0, seq, seq + 1)]}),
             [[SliceRef(str(segment), size, seq, seq + 1, offset)]],
-            str(tmp_path / "data" / "tag" / f"{seq + 1:05d}.parquet"),
+            str(tmp_path / "data" / "tag" / f"{seq + 1:05d}.parquet") if leaf else str(tmp_path / "steps" / "tag"),
         )
         for seq in range(rows)
     ]
@@ -73,6 +82,31 @@ def test_queued_batches_of_a_fast_leaf_are_computed_as_one_group_in_one_file(tmp
         "00003.parquet",
     ]
     assert _ids(results) == list(range(10))
+    for result in results:  # each batch's rows also came back as Arrow IPC, for the leaf's Arrow file
+        (table,) = read_leaf_run(leaf_runs([LeafPart(Path(result.file), result.size, result.first_row, 1)])[0])
+        assert arrow_table(result.arrow).equals(table)
+
+
+def test_queued_batches_of_a_fast_intermediate_step_come_back_in_one_message_each_appended(tmp_path: Path) -> None:
+    backend, tasks = _backend(tmp_path, 6, leaf=False)
+    try:
+        backend.workers["tag"].seconds = 0.001
+        for task in tasks:
+            backend.submit(task)
+        (replica,) = backend.replicas
+        assert len(replica.tasks) == 2 and len(backend.workers["tag"].queue) == 4
+        results = [backend.receive()]
+        assert len(replica.tasks) == 5 and not backend.workers["tag"].queue, "the 4 waiting went as one group"
+        results += [backend.receive() for _ in tasks[1:]]
+        assert len(replica.tasks) == 0
+    finally:
+        backend.stop()
+
+    results.sort(key=lambda r: r.task.batch.seq_no)
+    assert [r.error for r in results] == [None] * 6
+    assert [r.first_row for r in results] == [None] * 6 and [r.arrow for r in results] == [None] * 6
+    assert [read_rows(Path(r.file), r.size, r.offset)[0]["id"] for r in results] == list(range(6))
+    assert len({(r.file, r.offset) for r in results}) == 6, "each batch has its own byte range"
 
 
 def test_a_worker_dying_inside_a_group_fails_every_batch_of_it_naming_the_one_it_computed(tmp_path: Path) -> None:
