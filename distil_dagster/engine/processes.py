@@ -73,14 +73,31 @@ class _Replica:
     tasks: dict[tuple[bool, int], Task] = field(default_factory=dict)
     started: dict[tuple[bool, int], float] = field(default_factory=dict)
     alive: bool = True
+    #: ``[seq_no, time.monotonic()]`` of the batch of a group the worker last started (shared memory).
+    progress: Any = None
+
+    def computing(self) -> tuple[tuple[bool, int], float] | None:
+        """The batch of a group the worker computes, and since when (``None``: not in a group)."""
+        if self.progress is None:
+            return None
+        with self.progress.get_lock():
+            seq, since = self.progress[0], self.progress[1]
+        key = (False, int(seq))
+        return (key, since) if seq >= 0 and key in self.tasks else None
+
+    def since(self) -> float:
+        """When the batch it computes (the earliest, computing several at once) started."""
+        current = self.computing()
+        return current[1] if current is not None else min(self.started.values(), default=time.monotonic())
 
     def label(self) -> str:
         """The batches it holds, for messages (a sequential worker's timed one is the one it computes)."""
         labels = {key: _task_label(task) for key, task in self.tasks.items()}
-        if not self.sequential or len(labels) < 2 or not self.started:
+        current = self.computing()
+        if not self.sequential or len(labels) < 2 or not (current or self.started):
             return ", ".join(labels.values()) or "no batch"
         keys = list(labels)
-        at = keys.index(next(iter(self.started)))
+        at = keys.index(current[0] if current is not None else next(iter(self.started)))
         notes = []
         if at:
             notes.append(f"{', '.join(labels[k] for k in keys[:at])} computed with it, not yet written")
@@ -182,8 +199,9 @@ class ProcessBackend:
                     shipped, name, index, env[index] if index < len(env) else {}, self.retries, self.fsync, modules
                 )
                 parent, child = self.context.Pipe()
+                progress = self.context.Array("d", [-1.0, 0.0])
                 process = self.context.Process(
-                    target=worker_main, args=(child, spec), name=f"{name}:{index}", daemon=True
+                    target=worker_main, args=(child, spec, progress), name=f"{name}:{index}", daemon=True
                 )
                 process.start()
                 child.close()
@@ -191,7 +209,15 @@ class ProcessBackend:
                 # A lone sequential replica gets its next batch ahead; with several replicas each
                 # holds one, so none waits on a batch queued behind another's (distilabel #1049).
                 ahead = slots <= 1 and count == 1 and not step.is_global
-                replica = _Replica(name, index, process, parent, slots=2 if ahead else max(1, slots), sequential=ahead)
+                replica = _Replica(
+                    name,
+                    index,
+                    process,
+                    parent,
+                    slots=2 if ahead else max(1, slots),
+                    sequential=ahead,
+                    progress=progress,
+                )
                 group.replicas.append(replica)
                 self.replicas.append(replica)
         self._await_loaded()
@@ -273,7 +299,7 @@ class ProcessBackend:
         """Seconds until the first running task reaches the step timeout (``None``: no limit)."""
         if self.step_timeout is None or not busy:
             return None
-        first = min(min(r.started.values(), default=time.monotonic()) for r in busy) + self.step_timeout
+        first = min(r.since() for r in busy) + self.step_timeout
         return max(0.0, first - time.monotonic())
 
     def _expire(self, busy: list[_Replica]) -> None:
@@ -281,7 +307,7 @@ class ProcessBackend:
         assert self.step_timeout is not None
         now = time.monotonic()
         for replica in busy:
-            if not replica.tasks or now - min(replica.started.values(), default=now) < self.step_timeout:
+            if not replica.tasks or now - replica.since() < self.step_timeout:
                 continue
             self.logger.error(
                 "Step '%s' (replica %d) exceeded the step timeout of %ss on %s; stopping its worker.",
@@ -317,12 +343,6 @@ class ProcessBackend:
 
     def _drain(self, replica: _Replica) -> None:
         kind, payload = self._recv(replica)
-        if kind == "started":  # the next batch of a group: its clock starts, the one before is done
-            done, upcoming = payload
-            replica.started.pop(done, None)
-            if upcoming in replica.tasks:
-                replica.started[upcoming] = time.monotonic()
-            return
         if kind not in ("result", "results"):
             return
         group = self.workers[replica.step]

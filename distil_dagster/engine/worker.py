@@ -5,8 +5,8 @@ committed batches and where the output goes; the worker reads its inputs, runs t
 and imputation as inline), writes a leaf's Parquet file atomically or appends an intermediate
 batch to its own segment, and sends back where and how much it wrote. Batches may come as a group
 (a list of tasks: the parent had several waiting for this worker): they are computed one after
-another, each announced with a ``started`` message (the parent times each batch), and their
-results go back in one message; a leaf's are written to one file, the first task's, each result
+another, each noted in shared memory as it starts (the parent times each batch and names it if
+the worker dies), and their results go back in one message; a leaf's are written to one file, the first task's, each result
 naming its first row there. Logs travel
 to the parent over the same pipe. SIGINT and SIGTERM are ignored: the parent decides when to
 stop (a signal to the whole process group must not kill the workers under a graceful stop).
@@ -228,14 +228,13 @@ class TaskRunner:
         result.seconds = time.perf_counter() - started
         return result
 
-    def run_group(self, tasks: list[ProcessTask], starting: Callable[[Task, Task], None]) -> list[TaskResult]:
-        """Compute ``tasks`` one after another (``starting(previous, next)`` before each but the
-        first) and write their outputs: a leaf's into one file, the first task's."""
+    def run_group(self, tasks: list[ProcessTask], starting: Callable[[ProcessTask], None]) -> list[TaskResult]:
+        """Compute ``tasks`` one after another (``starting(task)`` before each) and write their
+        outputs: a leaf's into one file, the first task's."""
         assert isinstance(self.step, Step)
         computed: list[tuple[ProcessTask, StepCallResult | TaskResult, float]] = []
-        for index, task in enumerate(tasks):
-            if index:
-                starting(tasks[index - 1], task)
+        for task in tasks:
+            starting(task)
             started = time.perf_counter()
             try:
                 done: StepCallResult | TaskResult = _compute(self.step, task, self.files, self.spec, self.logger)
@@ -276,8 +275,11 @@ class TaskRunner:
         self.output.close()
 
 
-def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    """Entry point of a worker process (spawned or forked from the forkserver)."""
+def worker_main(conn: Connection, spec: WorkerSpec, progress: Any = None) -> None:
+    """Entry point of a worker process (spawned or forked from the forkserver).
+
+    ``progress``: a shared ``[seq_no, time.monotonic()]`` where a group's batches are noted as they start.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.update(spec.env)
@@ -304,9 +306,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             if task is None:
                 return
             if isinstance(task, list):  # a group: computed in turn, results sent at once
-                pipe.send(
-                    ("results", runner.run_group(task, lambda done, nxt: pipe.send(("started", _keys(done, nxt)))))
-                )
+                pipe.send(("results", runner.run_group(task, lambda t: _note(progress, t))))
             elif pool is None:
                 pipe.send(("result", runner.run(task)))
             else:
@@ -318,10 +318,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         step.unload()
 
 
-def _keys(done: Task, upcoming: Task) -> tuple[tuple[bool, int], tuple[bool, int]]:
-    """``(finished, starting)`` batches of a group, as the parent keys its tasks."""
-    assert isinstance(done, ProcessTask) and isinstance(upcoming, ProcessTask)
-    return (False, done.batch.seq_no), (False, upcoming.batch.seq_no)
+def _note(progress: Any, task: ProcessTask) -> None:
+    """Note in shared memory that ``task`` starts now (the parent reads it for timeouts and messages)."""
+    if progress is not None:
+        with progress.get_lock():
+            progress[0], progress[1] = task.batch.seq_no, time.monotonic()
 
 
 def _compute(
