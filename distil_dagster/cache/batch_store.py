@@ -38,6 +38,7 @@ __all__ = [
     "arrow_table",
     "leaf_parts",
     "leaf_runs",
+    "read_leaf_part",
     "read_leaf_run",
     "read_leaf_table",
     "read_rows",
@@ -345,3 +346,9 @@ def read_leaf_run(run: LeafRun, table: pa.Table | None = None) -> Iterator[pa.Ta
                 f"in it; {_WAY_OUT}."
             )
         yield table.slice(start, rows)
+
+
+def read_leaf_part(part: LeafPart, table: pa.Table | None = None) -> pa.Table:
+    """One committed leaf batch's rows (``table``: its file as already read)."""
+    piece = None if part.first_row is None else (part.first_row, part.num_rows or 0)
+    return next(read_leaf_run(LeafRun(part.path, part.size, [piece]), table))

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from distil_dagster.cache.atomic import make_private_dirs, temp_path
-from distil_dagster.cache.batch_store import LeafPart, LeafRun, read_leaf_run, read_leaf_table
+from distil_dagster.cache.batch_store import LeafPart, read_leaf_part, read_leaf_table
 from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import arrow_path, remove_stale, visible_schema
 
@@ -84,8 +84,7 @@ class LeafArrowBuilder:
             return table
         if self._read is None or self._read[0] != part.path:
             self._read = (part.path, read_leaf_table(part.path, part.size))
-        piece = None if part.first_row is None else (part.first_row, part.num_rows or 0)
-        read = next(read_leaf_run(LeafRun(part.path, part.size, [piece]), self._read[1]))
+        read = read_leaf_part(part, self._read[1])
         if table is not None and self._trusted is None and read.equals(table):
             self._trusted = table.schema
         return read

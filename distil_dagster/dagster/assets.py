@@ -110,10 +110,10 @@ class _StepOp:
                 forward_logs(context.log, update.logs)
                 if not update.report:
                     continue
-                context.log.info(_progress_line(update.report))
-                for name, progress in update.report.items():
+                for name, progress in update.report.items():  # stored before the line that tells of them
                     if name in observed:
                         yield AssetObservation(asset_key=observed[name], metadata=_step_metadata(progress))
+                context.log.info(_progress_line(update.report))
         except EngineRunError:
             forward_logs(context.log, run.take_logs())
             raise

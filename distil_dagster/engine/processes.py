@@ -49,7 +49,7 @@ _PRELOAD = ["distil_dagster.engine.worker_preload"]
 
 _STOP_TIMEOUT = 10.0
 #: A group of batches is about this many seconds of the step's work (what a kill costs).
-_GROUP_SECONDS = 0.25
+_GROUP_SECONDS = 0.1
 _GROUP_BATCHES = 64
 _GROUP_ROWS = 10_000
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from distil_dagster.cache.batch_store import read_rows
+from distil_dagster.cache.batch_store import LeafPart, read_leaf_part, read_rows
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord, is_complete
 from distil_dagster.cache.layout import CacheLayout
@@ -120,7 +120,11 @@ class Scheduler:
     def _load(self, record: BatchRecord) -> Rows:
         if record.file is None:
             return []
-        return read_rows(self.layout.root / record.file, record.size, record.offset)
+        path = self.layout.root / record.file
+        if record.first_row is not None:  # a leaf batch in a file shared with others
+            rows: Rows = read_leaf_part(LeafPart(path, record.size, record.first_row, record.num_rows)).to_pylist()
+            return rows
+        return read_rows(path, record.size, record.offset)
 
     def replay(self) -> None:
         """Feed the committed batches to the batch manager, in dependency order."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_run, write_batch
+from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_part, read_leaf_run, write_batch
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord, CommitJournal
 from distil_dagster.cache.layout import CacheLayout
@@ -159,8 +159,4 @@ def test_a_group_whose_batches_cannot_be_stored_together_is_written_batch_by_bat
     records = journal.read()["leaf"]
     journal.close()
     assert [(r.seq_no, r.file, r.first_row) for r in records.values()] == [(0, "data/leaf/00001.parquet", None)]
-    assert read_leaf_table_rows(tmp_path / "data/leaf/00001.parquet") == [{"x": 1}]
-
-
-def read_leaf_table_rows(path: Path) -> list[dict]:
-    return next(read_leaf_run(leaf_runs([LeafPart(path)])[0])).to_pylist()
+    assert read_leaf_part(LeafPart(tmp_path / "data/leaf/00001.parquet")).to_pylist() == [{"x": 1}]

@@ -17,6 +17,7 @@ from distil_dagster.cache.batch_store import (
     append_batch,
     arrow_table,
     leaf_runs,
+    read_leaf_part,
     read_leaf_run,
     read_rows,
 )
@@ -83,7 +84,7 @@ def test_queued_batches_of_a_fast_leaf_are_computed_as_one_group_in_one_file(tmp
     ]
     assert _ids(results) == list(range(10))
     for result in results:  # each batch's rows also came back as Arrow IPC, for the leaf's Arrow file
-        (table,) = read_leaf_run(leaf_runs([LeafPart(Path(result.file), result.size, result.first_row, 1)])[0])
+        table = read_leaf_part(LeafPart(Path(result.file), result.size, result.first_row, 1))
         assert arrow_table(result.arrow).equals(table)
 
 
