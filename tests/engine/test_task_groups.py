@@ -25,21 +25,23 @@ from distil_dagster.cache.segments import SegmentWriter
 from distil_dagster.engine.batch import Batch
 from distil_dagster.engine.processes import ProcessBackend
 from distil_dagster.engine.tasks import ProcessTask, SliceRef, TaskResult
-from distil_dagster.errors import WorkerDiedError
+from distil_dagster.errors import StepTimeoutError, WorkerDiedError
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import LoadDataFromDicts
+from distil_dagster.steps import LoadDataFromDicts, Step
 
-from .faulty_steps import Tag
+from .faulty_steps import Stall, Tag
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _backend(tmp_path: Path, rows: int, leaf: bool = True, **tag: object) -> tuple[ProcessBackend, list[ProcessTask]]:
-    """A started backend for a ``Tag`` and one task per input row (batch ``i`` reads row ``i``);
-    its outputs go to leaf files, or (``leaf=False``) to the step's segment folder."""
+def _backend(
+    tmp_path: Path, rows: int, leaf: bool = True, step: type[Step] = Tag, timeout: float = 600.0, **params: object
+) -> tuple[ProcessBackend, list[ProcessTask]]:
+    """A started backend for a ``step`` (``Tag``) and one task per input row (batch ``i`` reads
+    row ``i``); its outputs go to leaf files, or (``leaf=False``) to the step's segment folder."""
     with Pipeline(name="groups", cache_dir=tmp_path) as pipeline:
         load = LoadDataFromDicts(name="load", data=[{"id": 0}], batch_size=1)
-        load >> Tag(name="tag", input_batch_size=1, **tag)
+        load >> step(name="tag", input_batch_size=1, **params)
     writer = SegmentWriter(tmp_path / "steps" / "load", fsync=False)
     segment, offset, size = append_batch(writer, [{"id": i} for i in range(rows)])
     writer.close()
@@ -51,7 +53,7 @@ def _backend(tmp_path: Path, rows: int, leaf: bool = True, **tag: object) -> tup
         )
         for seq in range(rows)
     ]
-    backend = ProcessBackend(0, False, logging.getLogger("test"), step_timeout=600.0)
+    backend = ProcessBackend(0, False, logging.getLogger("test"), step_timeout=timeout)
     backend.start({"tag": pipeline.dag.step("tag")})
     return backend, tasks
 
@@ -127,3 +129,22 @@ def test_a_worker_dying_inside_a_group_fails_every_batch_of_it_naming_the_one_it
     assert "while processing batch 5 (batch 2, batch 3, batch 4 computed with it, not yet written;" in message
     assert "batch 6, batch 7 waiting behind it)" in message
     assert sorted(p.name for p in (tmp_path / "data" / "tag").iterdir()) == ["00001.parquet", "00002.parquet"]
+
+
+def test_a_batch_of_a_group_that_stalls_fails_the_group_at_the_step_timeout_naming_it(tmp_path: Path) -> None:
+    marker = tmp_path / "healed"  # never created: the batch of id 4 stalls until its worker is stopped
+    backend, tasks = _backend(tmp_path, 7, step=Stall, timeout=1.0, fault_id=4, heal_marker=str(marker))
+    try:
+        backend.workers["tag"].seconds = 0.001
+        for task in tasks:
+            backend.submit(task)
+        results = [backend.receive() for _ in tasks]
+    finally:
+        backend.stop()
+
+    results.sort(key=lambda r: r.task.batch.seq_no)
+    assert [r.error is None for r in results] == [True, True] + [False] * 5
+    assert all(isinstance(r.error, StepTimeoutError) for r in results[2:])
+    message = str(results[4].error)
+    assert "took longer than the step timeout of 1s on batch 4 (batch 2, batch 3 computed with it" in message
+    assert "batch 5, batch 6 waiting behind it)" in message
