@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/kill_trials.py [--trials 20] [--resume-timeout 120] [--seed 0]
 
 The child is ``tests/e2e/kill_target.py`` (run by path, its CLI unchanged; the module is also
-imported by path for its shapes' row count): a 600-row ``LoadDataFromDicts`` into one of three
+imported by path for its shapes' row count): a 600-row ``LoadDataFromDicts`` into one of four
 shapes — ``linear`` (a chain), ``fanin`` (fan-out, a global step, a tail), ``routing``
-(``sample_n_steps`` + convergence) — on either executor. Trials cycle over the 6
-(shape, executor) combinations. Each trial:
+(``sample_n_steps`` + convergence), ``fast`` (24,000 rows in 50-row batches of cheap steps:
+batches go to workers in groups, leaf batches share files) — on either executor. Trials cycle
+over the 8 (shape, executor) combinations. Each trial:
 
 1. starts the child in its own session with ``--kill-after`` uniform in 5-95 % of the measured
    uninterrupted ``run()`` time (the shortest seen so far for that pair, so that load on the
@@ -40,7 +41,7 @@ from proctree import ChildRun, child_env, run_child
 
 HERE = Path(__file__).resolve().parent
 KILL_TARGET = HERE.parent / "tests" / "e2e" / "kill_target.py"
-SHAPES = ["linear", "fanin", "routing"]
+SHAPES = ["linear", "fanin", "routing", "fast"]
 EXECUTORS = ["inline", "processes"]
 
 
@@ -120,7 +121,7 @@ def compare(expected: dict[str, list[dict]], got: dict[str, list[dict]], tally: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20, help="total trials over the 6 shape x executor pairs")
+    parser.add_argument("--trials", type=int, default=20, help="total trials over the shape x executor pairs")
     parser.add_argument("--resume-timeout", type=float, default=120.0, help="seconds before a resume is a hang")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shapes", default=",".join(SHAPES))

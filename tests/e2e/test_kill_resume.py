@@ -19,7 +19,7 @@ from distil_dagster.distiset import create_distiset
 
 HERE = Path(__file__).parent
 TRIALS = int(os.environ.get("DISTIL_DAGSTER_KILL_TRIALS", "3"))
-SHAPES = ["linear", "fanin", "routing"]
+SHAPES = ["linear", "fanin", "routing", "fast"]
 
 pytestmark = pytest.mark.slow
 

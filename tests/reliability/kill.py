@@ -1,7 +1,8 @@
 """Kill -9 of the whole process group at a random instant, then resume: every row exactly once.
 
-Three pipeline shapes (``tests/e2e/kill_target.py``: linear; fan-out + fan-in + global step;
-routing + convergence) on three paths: ``pipeline.run()`` inline, with worker processes, and
+Four pipeline shapes (``tests/e2e/kill_target.py``: linear; fan-out + fan-in + global step;
+routing + convergence; fast: many small batches of cheap steps, so batches go to workers in
+groups and leaf batches share files) on three paths: ``pipeline.run()`` inline, with worker processes, and
 ``dagster asset materialize``. Each trial kills the run uniformly within 5-95 % of the path's
 uninterrupted duration (measured once per scenario), resumes on the same path, and compares
 every leaf, row by row, with an uninterrupted inline run.
@@ -19,7 +20,7 @@ from tests.reliability.harness import ROOT, Child, Outcome, Scenario, child_env,
 
 __all__ = ["SCENARIOS"]
 
-SHAPES = ["linear", "fanin", "routing"]
+SHAPES = ["linear", "fanin", "routing", "fast"]
 PATHS = ["inline", "processes", "dagster"]
 KILL_TARGET = ROOT / "tests" / "e2e" / "kill_target.py"
 DAGSTER_DEFINITIONS = "tests/reliability/dagster_kill_definitions.py"

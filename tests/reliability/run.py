@@ -41,7 +41,7 @@ def all_scenarios() -> list[Scenario]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=5, help="trials per fault scenario")
-    parser.add_argument("--kill-trials", type=int, default=23, help="trials per kill -9 scenario (9 scenarios)")
+    parser.add_argument("--kill-trials", type=int, default=23, help="trials per kill -9 scenario (12 scenarios)")
     parser.add_argument("--fuzz-examples", type=int, default=1000, help="hypothesis examples per fuzz target")
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this text")
     parser.add_argument("--seed", type=int, default=0)
