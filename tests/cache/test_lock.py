@@ -16,25 +16,10 @@ import pytest
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.errors import CacheLockedError
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
-from distil_dagster.steps.typing import StepOutput
+from distil_dagster.steps import LoadDataFromDicts
+from tests.cache.steps import Label
 
 _HOLD = "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); sys.stdin.read()"
-
-
-class Label(Step):
-    """Writes ``label = L<id>``."""
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["label"]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        yield [{**row, "label": f"L{row['id']}"} for row in inputs]
 
 
 def build(cache_dir: Path) -> Pipeline:

@@ -23,6 +23,7 @@ from distil_dagster.errors import CacheCorruptedError
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
 from distil_dagster.steps.typing import StepOutput
+from tests.cache.steps import Label
 
 
 class Square(Step):
@@ -38,21 +39,6 @@ class Square(Step):
 
     def process(self, inputs: StepInput) -> StepOutput:
         yield [{**row, "square": row["id"] ** 2} for row in inputs]
-
-
-class Label(Step):
-    """Writes ``label = L<id>``."""
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["label"]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        yield [{**row, "label": f"L{row['id']}"} for row in inputs]
 
 
 EXPECTED = [{"id": i, "square": i * i, "label": f"L{i}"} for i in range(10)]

@@ -16,6 +16,7 @@ from distil_dagster.mixins.runtime_parameters import RuntimeParameter
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
 from distil_dagster.steps.typing import StepOutput
+from tests.cache.steps import Label
 
 
 class MarkLoad(Step):
@@ -39,21 +40,6 @@ class MarkLoad(Step):
 
     def process(self, inputs: StepInput) -> StepOutput:
         yield [{**row, "product": row["id"] * self.factor} for row in inputs]
-
-
-class Label(Step):
-    """Writes ``label = L<id>``."""
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["label"]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        yield [{**row, "label": f"L{row['id']}"} for row in inputs]
 
 
 def build(cache_dir: Path, marker: Path, data: list[dict[str, Any]] | None = None, **mark: Any) -> Pipeline:

@@ -19,23 +19,10 @@ from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.dagster.leaf_data import leaf_output
 from distil_dagster.distiset import create_distiset
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
-from distil_dagster.steps.typing import StepOutput
+from distil_dagster.steps import LoadDataFromDicts
+from tests.cache.steps import Label
 
 EXPECTED = [{"id": i, "label": f"L{i}"} for i in range(6)]
-
-
-class Label(Step):
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["label"]
-
-    def process(self, *inputs: StepInput) -> StepOutput:
-        yield [{**row, "label": f"L{row['id']}"} for row in inputs[0]]
 
 
 def _pipeline(cache_dir: Path) -> Pipeline:

@@ -58,6 +58,18 @@ def _backend(
     return backend, tasks
 
 
+def _run_fast(backend: ProcessBackend, tasks: list[ProcessTask]) -> list[TaskResult]:
+    """Submit every task to a step whose pace is set to 1 ms per batch (a group may hold 64) and
+    return the results in batch order, the backend stopped."""
+    try:
+        backend.workers["tag"].seconds = 0.001
+        for task in tasks:
+            backend.submit(task)  # the worker's two slots take batches 0 and 1; the others wait
+        return sorted((backend.receive() for _ in tasks), key=lambda r: r.task.batch.seq_no)
+    finally:
+        backend.stop()
+
+
 def _ids(results: list[TaskResult]) -> list[int]:
     parts = [LeafPart(Path(r.file), r.size, r.first_row, r.num_rows) for r in results if r.file]
     return [row["id"] for run in leaf_runs(parts) for table in read_leaf_run(run) for row in table.to_pylist()]
@@ -65,17 +77,10 @@ def _ids(results: list[TaskResult]) -> list[int]:
 
 def test_queued_batches_of_a_fast_leaf_are_computed_as_one_group_in_one_file(tmp_path: Path) -> None:
     backend, tasks = _backend(tmp_path, 10)
-    try:
-        backend.workers["tag"].seconds = 0.001  # the step's pace: a group may hold 64 batches
-        for task in tasks:
-            backend.submit(task)  # the worker's two slots take batches 0 and 1; 2..9 wait
-        results = [backend.receive() for _ in tasks]
-    finally:
-        backend.stop()
+    results = _run_fast(backend, tasks)
 
     assert [r.error for r in results] == [None] * 10
-    assert sorted(r.task.batch.seq_no for r in results) == list(range(10))
-    results.sort(key=lambda r: r.task.batch.seq_no)
+    assert [r.task.batch.seq_no for r in results] == list(range(10))
     assert [(r.file, r.first_row) for r in results[:2]] == [(tasks[0].output, None), (tasks[1].output, None)]
     assert {r.file for r in results[2:]} == {tasks[2].output}, "the group went to its first batch's file"
     assert [r.first_row for r in results[2:]] == list(range(8))
@@ -114,15 +119,7 @@ def test_queued_batches_of_a_fast_intermediate_step_come_back_in_one_message_eac
 
 def test_a_worker_dying_inside_a_group_fails_every_batch_of_it_naming_the_one_it_computed(tmp_path: Path) -> None:
     backend, tasks = _backend(tmp_path, 8, fault="kill", fault_id=5)
-    try:
-        backend.workers["tag"].seconds = 0.001
-        for task in tasks:
-            backend.submit(task)
-        results = [backend.receive() for _ in tasks]
-    finally:
-        backend.stop()
-
-    results.sort(key=lambda r: r.task.batch.seq_no)
+    results = _run_fast(backend, tasks)
     assert [r.error is None for r in results] == [True, True] + [False] * 6
     message = str(results[2].error)
     assert isinstance(results[2].error, WorkerDiedError)
@@ -134,15 +131,7 @@ def test_a_worker_dying_inside_a_group_fails_every_batch_of_it_naming_the_one_it
 def test_a_batch_of_a_group_that_stalls_fails_the_group_at_the_step_timeout_naming_it(tmp_path: Path) -> None:
     marker = tmp_path / "healed"  # never created: the batch of id 4 stalls until its worker is stopped
     backend, tasks = _backend(tmp_path, 7, step=Stall, timeout=1.0, fault_id=4, heal_marker=str(marker))
-    try:
-        backend.workers["tag"].seconds = 0.001
-        for task in tasks:
-            backend.submit(task)
-        results = [backend.receive() for _ in tasks]
-    finally:
-        backend.stop()
-
-    results.sort(key=lambda r: r.task.batch.seq_no)
+    results = _run_fast(backend, tasks)
     assert [r.error is None for r in results] == [True, True] + [False] * 5
     assert all(isinstance(r.error, StepTimeoutError) for r in results[2:])
     message = str(results[4].error)
