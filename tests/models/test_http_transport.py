@@ -567,6 +567,82 @@ def test_waiting_longer_than_the_pool_timeout_is_a_pool_timeout() -> None:
     run(scenario())
 
 
+def test_waiting_requests_go_out_in_order_on_the_connection_of_the_one_that_finished() -> None:
+    async def scenario() -> None:
+        respond, release = held_answers()
+        async with RawServer(respond) as server:
+            client, transport = lean_client(1)
+            async with client:
+                first = asyncio.create_task(client.get(f"{server.url}/0"))
+                await until(lambda: server.in_flight == 1, "the first request at the server")
+                waiting = []
+                for i in (1, 2, 3):
+                    waiting.append(asyncio.create_task(client.get(f"{server.url}/{i}")))
+                    await until(lambda: len(transport._waiting) == len(waiting), f"request {i} waiting")
+                grants = [waiter.granted for waiter in transport._waiting]
+                release.set()
+                responses = await asyncio.gather(first, *waiting)
+            # each was handed the connection with its bytes already written, not left to open or pick one
+            assert all(grant.result() is not None for grant in grants)
+            assert [r.text for r in responses] == ["/0", "/1", "/2", "/3"]
+            assert [s.target for s in server.requests] == ["/0", "/1", "/2", "/3"]
+            assert server.connections == 1
+            assert transport._busy == 0
+
+    run(scenario())
+
+
+def test_a_waiter_for_another_origin_gets_the_slot_and_its_own_connection() -> None:
+    async def scenario() -> None:
+        respond, release = held_answers()
+        async with RawServer(respond) as held, RawServer(always(ok(b"other"))) as other:
+            client, transport = lean_client(1)
+            async with client:
+                first = asyncio.create_task(client.get(f"{held.url}/0"))
+                await until(lambda: held.in_flight == 1, "the first request at the server")
+                second = asyncio.create_task(client.get(f"{other.url}/x"))
+                await until(lambda: len(transport._waiting) == 1, "the other origin's request waiting")
+                assert other.connections == 0
+                release.set()
+                assert (await first).text == "/0"
+                assert (await second).text == "other"
+                again = await client.get(f"{held.url}/again")  # the first connection was pooled
+            assert again.text == "/again"
+            assert (held.connections, other.connections) == (1, 1)
+            assert transport._busy == 0
+
+    run(scenario())
+
+
+def test_a_waiter_cancelled_before_or_after_its_turn_leaks_no_slot() -> None:
+    async def scenario() -> None:
+        respond, release = held_answers()
+        async with RawServer(respond) as server:
+            client, transport = lean_client(1)
+            async with client:
+                first = asyncio.create_task(client.get(f"{server.url}/0"))
+                await until(lambda: server.in_flight == 1, "the first request at the server")
+                early = asyncio.create_task(client.get(f"{server.url}/early"))
+                late = asyncio.create_task(client.get(f"{server.url}/late"))
+                await until(lambda: len(transport._waiting) == 2, "two requests waiting")
+                early.cancel()  # gives up before its turn: never sent
+                # ``late`` is cancelled in the loop turn its connection is handed over, after its
+                # bytes went out on it and before it runs again
+                transport._waiting[1].granted.add_done_callback(lambda _: late.cancel())
+                release.set()
+                assert (await first).text == "/0"
+                for task in (early, late):
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                after = await client.get(f"{server.url}/after")
+            assert after.text == "/after"
+            assert [s.target for s in server.requests] == ["/0", "/late", "/after"]
+            assert server.connections == 2  # the connection ``late`` was written on is closed, not reused
+            assert transport._busy == 0
+
+    run(scenario())
+
+
 # --- lean_transport --------------------------------------------------------------------------
 
 

@@ -114,6 +114,17 @@ def test_in_flight_requests_never_exceed_max_concurrency(server: FakeOpenAIServe
     assert server.max_in_flight == limit
 
 
+def test_requests_reach_the_server_in_the_order_of_their_inputs(server: FakeOpenAIServer) -> None:
+    """Requests over the limit wait with their bytes ready and go out in order (the first ones too:
+    the client's platform lookup happens at load, not in a thread per early request)."""
+    server.latency = 0.02
+    texts = [f"q{i}" for i in range(24)]
+    outputs = generate(make_llm(server, max_concurrency=4), *texts)
+    assert [o["generations"][0] for o in outputs] == [f"echo: {t}" for t in texts]
+    assert list(server.attempts) == texts  # first arrival order
+    assert server.max_in_flight == 4
+
+
 def test_batches_generated_from_several_threads_share_one_concurrency_limit(server: FakeOpenAIServer) -> None:
     server.latency = 0.02
     llm = make_llm(server, max_concurrency=6)

@@ -110,7 +110,8 @@ class AsyncLLM(LLM):
     Subclasses implement ``agenerate`` for one input. ``generate`` runs a batch through it and
     may be called from several threads at once (a worker computing several batches of one step
     concurrently): every call runs on the instance's loop, in a thread of its own, and one
-    semaphore keeps at most ``max_concurrency`` requests in flight across all of them.
+    semaphore keeps at most ``admitted()`` calls of ``agenerate`` running across all of them
+    (``max_concurrency``, unless the backend bounds its requests in flight itself).
 
     Attributes:
         max_concurrency: the most requests in flight at once.
@@ -153,7 +154,7 @@ class AsyncLLM(LLM):
 
     async def _agenerate_all(self, inputs: list[ChatType], num_generations: int, **kwargs: Any) -> list[GenerateOutput]:
         if self._semaphore is None:  # created on the loop's thread, shared by every call
-            self._semaphore = asyncio.Semaphore(self.max_concurrency or 1)
+            self._semaphore = asyncio.Semaphore(self.admitted())
         semaphore = self._semaphore
 
         async def one(conversation: ChatType) -> GenerateOutput:
@@ -164,6 +165,11 @@ class AsyncLLM(LLM):
                     return failed_output(num_generations, self.describe_error(exc))
 
         return list(await asyncio.gather(*(one(c) for c in inputs)))
+
+    def admitted(self) -> int:
+        """How many ``agenerate`` calls may run at once: ``max_concurrency``, unless the backend
+        keeps the requests on the wire to ``max_concurrency`` itself and lets more get ready."""
+        return self.max_concurrency or 1
 
     def describe_error(self, exc: BaseException) -> str:
         """The error text recorded for a failed input (subclasses scrub secrets here)."""

@@ -108,6 +108,7 @@ class OpenAILLM(AsyncLLM):
 
     _clients: list[openai.AsyncOpenAI] = PrivateAttr(default_factory=list)
     _free: asyncio.Queue[int] | None = PrivateAttr(default=None)
+    _lean: bool = PrivateAttr(default=False)
 
     @property
     def model_name(self) -> str:
@@ -140,13 +141,22 @@ class OpenAILLM(AsyncLLM):
             )
             for http_client in http_clients
         ]
-        self._free = asyncio.Queue()
-        for slot in range(concurrency):
-            self._free.put_nowait(slot % count)
+        for client in self._clients:
+            _find_platform(client)
+        self._lean = transport is not None
+        if not self._lean:  # a request borrows a client with a free connection
+            self._free = asyncio.Queue()
+            for slot in range(concurrency):
+                self._free.put_nowait(slot % count)
+
+    def admitted(self) -> int:
+        """Twice ``max_concurrency`` on the lean transport: it keeps ``max_concurrency`` requests on
+        the wire and hands a finished request's connection to a waiting one whose bytes are ready."""
+        return (self.max_concurrency or 1) * (2 if self._lean else 1)
 
     def unload(self) -> None:
         """Close the clients' connections, then the event loop."""
-        clients, self._clients, self._free = self._clients, [], None
+        clients, self._clients, self._free, self._lean = self._clients, [], None, False
         for client in clients:
             self.run_in_loop(client.close())
         super().unload()
@@ -180,7 +190,7 @@ class OpenAILLM(AsyncLLM):
         extra_body: dict[str, Any] | None = None,
     ) -> GenerateOutput:
         """Generate ``num_generations`` completions for one conversation (``n`` of one request)."""
-        if self._free is None:
+        if not self._clients:
             raise RuntimeError("OpenAILLM: call load() before generating.")
         request: dict[str, Any] = {
             "messages": input,
@@ -207,7 +217,8 @@ class OpenAILLM(AsyncLLM):
         client's CPU per request, which caps throughput at high concurrency. Auth, timeouts and
         error types are the client's either way.
         """
-        assert self._free is not None
+        if self._free is None:  # one client: its transport keeps the limit
+            return await self._post(self._clients[0], request)
         index = await self._free.get()
         try:
             return await self._post(self._clients[index], request)
@@ -228,6 +239,20 @@ class OpenAILLM(AsyncLLM):
                 _LOGGER.debug("OpenAILLM retry %d in %.2fs after %s", attempt + 1, delay, type(exc).__name__)
                 attempt += 1
                 await asyncio.sleep(delay)
+
+
+def _find_platform(client: openai.AsyncOpenAI) -> None:
+    """Let the client know its platform headers before the first request.
+
+    Otherwise each request started before the first one returns looks them up in a thread of its
+    own, and the requests reach the transport in the order those threads end: requests of a later
+    batch then take connections ahead of an earlier batch's, which finishes a round trip later.
+    (``openai`` keeps them in a private attribute, hence the guard: a client without it is left be.)
+    """
+    from openai import _base_client
+
+    if getattr(client, "_platform", "unknown") is None and hasattr(_base_client, "get_platform"):
+        client._platform = _base_client.get_platform()
 
 
 def _to_output(completion: Any, num_generations: int) -> GenerateOutput:
