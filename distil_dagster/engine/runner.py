@@ -33,6 +33,7 @@ from distil_dagster.cache.snapshot import write_snapshot
 from distil_dagster.engine.backend import WorkerBackend
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.engine.events import RunListener
+from distil_dagster.engine.heap import settled_heap
 from distil_dagster.engine.inline import InlineBackend
 from distil_dagster.engine.interrupts import interrupt_handlers
 from distil_dagster.engine.processes import ProcessBackend, process_context
@@ -227,37 +228,38 @@ def run_pipeline(
     """
     if ray_address is not None:
         config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
-    start_method = (config or EngineConfig()).start_method
-    # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
-    # from the engine and its committer) nor with plain fork (a child forked while the thread
-    # holds an import lock could never take it).
-    background = executor == "ray" or (executor == "processes" and start_method != "fork")
-    warm = import_in_background("distil_dagster.distiset") if background else None
-    saved = _runtime_values(pipeline) if dry_run else None
-    temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None
-    try:
-        result = execute_pipeline(
-            pipeline,
-            parameters,
-            use_cache,
-            executor=executor,
-            config=config,
-            dry_run=dry_run,
-            cache_dir=temp_dir,
-            handle_signals=True,
-            progress=not dry_run,
-        )
-        if warm is not None:
-            warm.join()
-        from distil_dagster.distiset import create_distiset
+    with settled_heap():  # objects alive now are long-lived: full GC passes skip them
+        start_method = (config or EngineConfig()).start_method
+        # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
+        # from the engine and its committer) nor with plain fork (a child forked while the thread
+        # holds an import lock could never take it).
+        background = executor == "ray" or (executor == "processes" and start_method != "fork")
+        warm = import_in_background("distil_dagster.distiset") if background else None
+        saved = _runtime_values(pipeline) if dry_run else None
+        temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None
+        try:
+            result = execute_pipeline(
+                pipeline,
+                parameters,
+                use_cache,
+                executor=executor,
+                config=config,
+                dry_run=dry_run,
+                cache_dir=temp_dir,
+                handle_signals=True,
+                progress=not dry_run,
+            )
+            if warm is not None:
+                warm.join()
+            from distil_dagster.distiset import create_distiset
 
-        return create_distiset(result.layout.root, enable_metadata=pipeline.enable_metadata)
-    finally:
-        if saved is not None:
-            for name, values in saved.items():
-                pipeline.dag.step(name).set_runtime_parameters(values)
-        if temp_dir is not None:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            return create_distiset(result.layout.root, enable_metadata=pipeline.enable_metadata)
+        finally:
+            if saved is not None:
+                for name, values in saved.items():
+                    pipeline.dag.step(name).set_runtime_parameters(values)
+            if temp_dir is not None:
+                shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def import_in_background(module: str) -> threading.Thread:
@@ -367,7 +369,11 @@ def execute_pipeline(
         listener = Listeners(reporter, listener)
     error: BaseException | None = None
     try:
-        with run_logging(layout.log_file, console=console_log) as logger, run_lock(layout, config.lock_timeout, logger):
+        with (
+            settled_heap(),
+            run_logging(layout.log_file, console=console_log) as logger,
+            run_lock(layout, config.lock_timeout, logger),
+        ):
             if handle_signals:
                 with interrupt_handlers(stop, logger):
                     return _execute(pipeline, dag, layout, use_cache, config, dry_run, executor, listener, stop, logger)

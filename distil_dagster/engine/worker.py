@@ -15,6 +15,7 @@ stop (a signal to the whole process group must not kill the workers under a grac
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -293,6 +294,7 @@ def worker_main(conn: Connection, spec: WorkerSpec, progress: Any = None) -> Non
         pipe.send(("load_failed", failure))
         return
     pipe.send(("loaded", None))
+    gc.freeze()  # the loaded step and its models live as long as this process: full GC passes skip them
     runner = TaskRunner(step, spec, logger)
     slots = step.concurrent_batches() if isinstance(step, Step) and not step.is_global else 1
     # Several batches at once (I/O-bound steps): computed in threads; the parent never sends more.

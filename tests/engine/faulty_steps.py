@@ -351,3 +351,20 @@ def open_gate(path: str | Path) -> None:
         with contextlib.suppress(BlockingIOError):
             os.write(fd, b"1")
     os.close(fd)
+
+
+class FreezeCount(Step):
+    """Adds ``frozen``: how many objects the process computing the batch has frozen (``gc.freeze``)."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["frozen"]
+
+    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
+        import gc
+
+        yield [{**row, "frozen": gc.get_freeze_count()} for row in inputs]
