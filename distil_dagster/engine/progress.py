@@ -11,12 +11,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING
 
 from distil_dagster.cache.journal import BatchRecord
 from distil_dagster.engine.events import RunListener
+
+if TYPE_CHECKING:  # rich is imported only for a live display (~20 ms of every run otherwise)
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["Listeners", "ProgressReporter"]
 
@@ -66,6 +68,9 @@ class ProgressReporter:
             records = reused.get(name, [])
             self._counts[name] = _Counts(len(records), sum(r.num_rows for r in records), self.totals.get(name), now)
         if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 TextColumn("{task.description:<28}"),
                 BarColumn(),
