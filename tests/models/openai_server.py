@@ -1,13 +1,18 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
-``FakeOpenAIServer`` serves ``POST /v1/chat/completions`` with uvicorn in a thread on a free port.
+``FakeOpenAIServer`` serves ``POST /v1/chat/completions`` on a free port with plain asyncio streams
+(``asyncio.start_server``) in a thread running its own event loop. It speaks just enough HTTP/1.1:
+keep-alive connections, request bodies with ``Content-Length`` or chunked, answers with
+``Content-Length``. A web framework would cost a few ms per request when many answers are due at
+once, which would cap what a client can reach in ``benchmarks/llm_concurrency.py``.
+
 Each answer echoes the last user message. Markers in that message choose a misbehaviour, so the
 behaviour of a row does not depend on request order or concurrency:
 
 - ``#status=500`` (or any code): always answer with that status.
 - ``#flaky=429x2``: answer 429 to the first 2 requests carrying this message, then normally.
 - ``#malformed``: answer 200 with a body that is not JSON.
-- ``#stall``: never answer (until the server stops), to exercise client timeouts.
+- ``#stall``: never answer (until the server stops, then 503), to exercise client timeouts.
 - ``#ignore-n``: answer one choice whatever ``n`` asks (as some servers do).
 - ``#status=401``: the error message echoes the ``Authorization`` header, as careless servers do.
 
@@ -15,30 +20,29 @@ With ``response_format={"type": "json_schema", ...}`` the answer is a JSON objec
 schema. ``latency`` (seconds, ``asyncio.sleep``) delays every answer. The server counts requests,
 attempts per message and the most requests in flight at once; ``GET /stats`` returns the counters
 and the busy window (first request in to last answer out), ``POST /stats/reset`` clears them (for
-a server in another process, as in ``benchmarks/llm_concurrency.py``).
+a server in another process, as in ``benchmarks/llm_concurrency.py``). Other routes answer 404.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import http
 import json
 import re
 import socket
 import threading
 import time
-from typing import Any
-
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from typing import Any, NamedTuple
 
 __all__ = ["FakeOpenAIServer"]
 
 _FLAKY = re.compile(r"#flaky=(\d{3})x(\d+)")
 _STATUS = re.compile(r"#status=(\d{3})")
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+_JSON = "application/json"
+_TEXT = "text/plain; charset=utf-8"
 
 
 def sample_for_schema(schema: dict[str, Any]) -> Any:
@@ -73,10 +77,10 @@ class FakeOpenAIServer:
         self.first_start: float | None = None
         self.last_end: float | None = None
         self._sock: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self._release = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = asyncio.Event()  # set by stop(): releases stalled requests, ends connections
+        self._idle: set[asyncio.StreamWriter] = set()  # connections waiting for a request
 
     @property
     def base_url(self) -> str:
@@ -103,35 +107,37 @@ class FakeOpenAIServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(1024)
-        routes = [
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-            Route("/stats", self._stats, methods=["GET"]),
-            Route("/stats/reset", self._reset, methods=["POST"]),
-        ]
-        app = Starlette(routes=routes)
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1, backlog=1024
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True, name="fake-openai")
+        self._stopping = asyncio.Event()
+        self._loop = asyncio.new_event_loop()
+        serve = self._loop.run_until_complete
+        self._thread = threading.Thread(target=serve, args=(self._serve(),), daemon=True, name="fake-openai")
         self._thread.start()
         return self
 
     async def _serve(self) -> None:
-        assert self._server is not None and self._sock is not None
-        self._loop = asyncio.get_running_loop()
-        await self._server.serve(sockets=[self._sock])
+        assert self._sock is not None
+        server = await asyncio.start_server(self._connection, sock=self._sock)
+        await self._stopping.wait()
+        server.close()
+        for writer in self._idle:  # their handlers read the end of the stream and return
+            writer.close()
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:  # answers under way (stalled ones now answer 503) get a moment to go out
+            await asyncio.wait(others, timeout=1)
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def stop(self) -> None:
-        """Stop serving (stalled requests are released) and wait for the thread."""
-        if self._server is not None:
-            self._server.should_exit = True
+        """Stop serving (stalled requests are released, connections closed) and wait for the thread."""
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._release.set)
+            self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
             if self._thread.is_alive():
                 raise RuntimeError("the fake OpenAI server did not stop within 10 s")
+        if self._loop is not None:
+            self._loop.close()
         if self._sock is not None:
             self._sock.close()
 
@@ -142,14 +148,41 @@ class FakeOpenAIServer:
         self.stop()
 
     # -- serving ------------------------------------------------------------------------------
-    async def _stats(self, request: Request) -> Response:
-        return JSONResponse(self.stats())
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer the requests of one keep-alive connection in turn."""
+        keep_alive = True
+        try:
+            while keep_alive and not self._stopping.is_set():
+                self._idle.add(writer)
+                request = await _read_request(reader)
+                self._idle.discard(writer)
+                try:
+                    response = await self._dispatch(request)
+                except Exception as exc:  # as a web framework does: answer 500 and go on
+                    response = _error(500, f"{type(exc).__name__}: {exc}")
+                keep_alive = request.keep_alive and not self._stopping.is_set()
+                writer.write(response.encode(keep_alive))
+                await writer.drain()
+        except (_BadRequest, asyncio.LimitOverrunError) as exc:
+            writer.write(_error(400, f"bad request: {exc}").encode(keep_alive=False))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client or stop() closed the connection (a cancelled handler would be logged)
+        finally:
+            self._idle.discard(writer)
+            writer.close()  # after sending what is buffered
 
-    async def _reset(self, request: Request) -> Response:
-        self.reset_counters()
-        return JSONResponse({})
+    async def _dispatch(self, request: _Request) -> _Response:
+        route = (request.method, request.path.split("?", 1)[0])
+        if route == ("POST", "/v1/chat/completions"):
+            return await self._chat(request)
+        if route == ("GET", "/stats"):
+            return _json(self.stats())
+        if route == ("POST", "/stats/reset"):
+            self.reset_counters()
+            return _json({})
+        return _error(404, f"no route for {request.method} {request.path}")
 
-    async def _chat(self, request: Request) -> Response:
+    async def _chat(self, request: _Request) -> _Response:
         self.requests += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -158,21 +191,26 @@ class FakeOpenAIServer:
         try:
             auth = request.headers.get("authorization", "")
             self.authorizations.add(auth)
-            body = await request.json()
+            try:
+                body = json.loads(request.body)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return _error(400, "the request body is not a JSON object")
             self.response_formats.append(body.get("response_format"))
             return await self._answer(body, auth)
         finally:
             self.in_flight -= 1
             self.last_end = time.perf_counter()
 
-    async def _answer(self, body: dict[str, Any], auth: str) -> Response:
+    async def _answer(self, body: dict[str, Any], auth: str) -> _Response:
         messages = body.get("messages") or []
         users = [m.get("content", "") for m in messages if m.get("role") == "user"]
         text = str(users[-1]) if users else ""
         self.attempts[text] += 1
         if "#stall" in text:
-            await self._release.wait()
-            return PlainTextResponse("server stopping", status_code=503)
+            await self._stopping.wait()
+            return _Response(503, b"server stopping", _TEXT)
         if self.latency:
             await asyncio.sleep(self.latency)
         if (flaky := _FLAKY.search(text)) and self.attempts[text] <= int(flaky.group(2)):
@@ -181,13 +219,82 @@ class FakeOpenAIServer:
             code = int(status.group(1))
             return _error(code, f"invalid credentials: {auth}" if code == 401 else None)
         if "#malformed" in text:
-            return PlainTextResponse('{"id": "broken", "choices": [', media_type="application/json")
-        return JSONResponse(_completion(body, text))
+            return _Response(200, b'{"id": "broken", "choices": [')
+        return _json(_completion(body, text))
 
 
-def _error(status: int, message: str | None = None) -> Response:
+# -- HTTP/1.1 -----------------------------------------------------------------------------------
+class _BadRequest(Exception):
+    """A request that cannot be read: it is answered 400 and its connection closed."""
+
+
+class _Request(NamedTuple):
+    method: str
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+    keep_alive: bool
+
+
+class _Response(NamedTuple):
+    status: int
+    body: bytes
+    content_type: str = _JSON
+
+    def encode(self, keep_alive: bool) -> bytes:
+        head = f"HTTP/1.1 {self.status} {_REASONS.get(self.status, '')}\r\ncontent-type: {self.content_type}\r\n"
+        head += f"content-length: {len(self.body)}\r\n" + ("" if keep_alive else "connection: close\r\n")
+        return f"{head}\r\n".encode("latin-1") + self.body
+
+
+async def _read_request(reader: asyncio.StreamReader) -> _Request:
+    """The next request on a connection (``IncompleteReadError`` once the client closes it)."""
+    line, *fields = (await reader.readuntil(b"\r\n\r\n"))[:-4].decode("latin-1").split("\r\n")
+    parts = line.split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(f"request line {line!r}")
+    headers = {}
+    for field in fields:
+        name, colon, value = field.partition(":")
+        if not colon or not name.strip():
+            raise _BadRequest(f"header line {field!r}")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunked(reader)
+    else:
+        length = headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):
+            raise _BadRequest(f"content-length {length!r}")
+        body = await reader.readexactly(int(length))
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection and (parts[2] != "HTTP/1.0" or "keep-alive" in connection)
+    return _Request(parts[0], parts[1], headers, body, keep_alive)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked request body (trailers are read and dropped)."""
+    chunks = []
+    while True:
+        size = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size):
+            raise _BadRequest(f"chunk size {size!r}")
+        if not int(size, 16):
+            break
+        chunks.append(await reader.readexactly(int(size, 16)))
+        if await reader.readexactly(2) != b"\r\n":
+            raise _BadRequest("chunk without CRLF")
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass
+    return b"".join(chunks)
+
+
+def _json(data: Any, status: int = 200) -> _Response:
+    return _Response(status, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _error(status: int, message: str | None = None) -> _Response:
     error = {"message": message or f"fake error {status}", "type": "fake", "code": status}
-    return JSONResponse({"error": error}, status)
+    return _json({"error": error}, status)
 
 
 def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
