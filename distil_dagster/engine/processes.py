@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import pickle
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -34,6 +32,7 @@ from distil_dagster.engine.remote_errors import task_label as _task_label
 from distil_dagster.engine.step_modules import modules_by_path
 from distil_dagster.engine.tasks import GenerateTask, ProcessTask, Task, TaskResult
 from distil_dagster.engine.worker import WorkerSpec, worker_main
+from distil_dagster.engine.worker_server import process_context
 from distil_dagster.errors import (
     RemoteError,
     StepExecutionError,
@@ -43,9 +42,7 @@ from distil_dagster.errors import (
 )
 from distil_dagster.steps.base import Step, _Step
 
-__all__ = ["ProcessBackend", "process_context"]
-
-_PRELOAD = ["distil_dagster.engine.worker_preload"]
+__all__ = ["ProcessBackend"]
 
 _STOP_TIMEOUT = 10.0
 #: A group of batches is about this many seconds of the step's work (what a kill costs).
@@ -131,23 +128,6 @@ class _StepWorkers:
 def _input_rows(task: Task) -> int:
     assert isinstance(task, ProcessTask)
     return sum(ref.end - ref.start for refs in task.inputs or [] for ref in refs)
-
-
-def process_context(start_method: str, start_server: bool = False) -> Any:
-    """The multiprocessing context for ``start_method`` (typeshed's base context lacks ``Process``).
-
-    With ``forkserver`` the server imports the engine once (``worker_preload``) and every worker
-    forks from it instead of importing it (the user's script is imported by each worker itself:
-    Python 3.11's forkserver does not preload ``__main__``). ``start_server=True`` launches the
-    server now without waiting for it, so it imports the engine while the caller does other work;
-    the first worker's start then waits only for what is left.
-    """
-    context: Any = mp.get_context(start_method)
-    if start_method == "forkserver":
-        context.set_forkserver_preload(_PRELOAD)
-        if start_server:
-            forkserver.ensure_running()
-    return context
 
 
 class ProcessBackend:

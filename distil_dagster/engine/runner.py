@@ -36,10 +36,11 @@ from distil_dagster.engine.events import RunListener
 from distil_dagster.engine.heap import settled_heap
 from distil_dagster.engine.inline import InlineBackend
 from distil_dagster.engine.interrupts import interrupt_handlers
-from distil_dagster.engine.processes import ProcessBackend, process_context
+from distil_dagster.engine.processes import ProcessBackend
 from distil_dagster.engine.progress import Listeners, ProgressReporter
 from distil_dagster.engine.run_log import LOGGER_NAME, run_logging
 from distil_dagster.engine.scheduler import RunSummary, Scheduler, StepStats
+from distil_dagster.engine.worker_server import process_context
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.serialization import dump_yaml
 

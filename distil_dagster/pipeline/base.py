@@ -152,6 +152,10 @@ class Pipeline:
                 ``ray start`` cluster on this machine, else a new local instance); sets
                 ``EngineConfig.ray_address``.
         """
+        if executor == "processes":  # its imports overlap the engine's, below
+            from distil_dagster.engine.worker_server import prestart
+
+            prestart(self, use_cache, config)
         from distil_dagster.engine.runner import run_pipeline
 
         return run_pipeline(

@@ -1,5 +1,9 @@
 """The pipeline graph (networkx) and its validation.
 
+networkx is imported where a graph is built or searched, not with this module: worker processes
+import the pipeline package (the user's script does) but never build a graph, and the import
+(~55 ms) would hold up every worker's start.
+
 ``DAG`` holds the steps, the edges in connection order and the routing batch functions. Its
 ``validate`` collects every problem (names, cycles, roots, columns, routing, runtime parameters,
 ``process`` signatures) so the pipeline can refuse to start with one error that lists them all.
@@ -12,11 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from distil_dagster.steps.base import _columns_dict
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from distil_dagster.pipeline.routing import RoutingBatchFunction
     from distil_dagster.steps.base import _Step
 
@@ -49,6 +53,8 @@ class DAG:
     """Steps and connections of a pipeline, in insertion order."""
 
     def __init__(self) -> None:
+        import networkx as nx
+
         self.graph: nx.DiGraph = nx.DiGraph()
         self.routing: dict[str, Routing] = {}
         self.duplicate_names: list[str] = []
@@ -90,6 +96,8 @@ class DAG:
 
     def topological_order(self) -> list[str]:
         """Steps in a stable topological order (ties broken by insertion order)."""
+        import networkx as nx
+
         index = {n: i for i, n in enumerate(self.graph.nodes)}
         return list(nx.lexicographical_topological_sort(self.graph, key=lambda n: index[n]))
 
@@ -119,9 +127,13 @@ class DAG:
         return None
 
     def ancestors(self, name: str) -> set[str]:
+        import networkx as nx
+
         return set(nx.ancestors(self.graph, name))
 
     def descendants(self, name: str) -> set[str]:
+        import networkx as nx
+
         return set(nx.descendants(self.graph, name))
 
     def closure(self, names: list[str]) -> list[str]:
@@ -155,6 +167,8 @@ class DAG:
         if len(self.graph) == 0:
             problems.append("The pipeline has no steps.")
         problems.extend(self._validate_parameters(parameters or {}))
+        import networkx as nx
+
         if not nx.is_directed_acyclic_graph(self.graph):
             cycle = " -> ".join(u for u, _ in nx.find_cycle(self.graph))
             problems.append(f"The pipeline has a cycle: {cycle}; connect steps so data flows one way.")
