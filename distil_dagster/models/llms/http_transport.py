@@ -170,8 +170,10 @@ class LeanAsyncTransport(httpx2.AsyncBaseTransport):
             break
         else:
             self._busy -= 1
-        if connection is not None:
+        if connection is not None and connection.reusable():
             self._idle.setdefault(origin, deque()).append(connection)
+        elif connection is not None:
+            self._drop(connection)
 
     async def _connection(self, origin: tuple[str, str, int], timeout: float | None) -> _Connection:
         idle = self._idle.get(origin)
