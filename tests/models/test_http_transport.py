@@ -567,14 +567,20 @@ def test_waiting_longer_than_the_pool_timeout_is_a_pool_timeout() -> None:
     run(scenario())
 
 
+async def hold_first(client: httpx2.AsyncClient, server: RawServer) -> asyncio.Task[httpx2.Response]:
+    """Send ``/0`` and wait until ``server`` holds it (a one-connection client is then busy)."""
+    first = asyncio.create_task(client.get(f"{server.url}/0"))
+    await until(lambda: server.in_flight == 1, "the first request at the server")
+    return first
+
+
 def test_waiting_requests_go_out_in_order_on_the_connection_of_the_one_that_finished() -> None:
     async def scenario() -> None:
         respond, release = held_answers()
         async with RawServer(respond) as server:
             client, transport = lean_client(1)
             async with client:
-                first = asyncio.create_task(client.get(f"{server.url}/0"))
-                await until(lambda: server.in_flight == 1, "the first request at the server")
+                first = await hold_first(client, server)
                 waiting = []
                 for i in (1, 2, 3):
                     waiting.append(asyncio.create_task(client.get(f"{server.url}/{i}")))
@@ -598,8 +604,7 @@ def test_a_waiter_for_another_origin_gets_the_slot_and_its_own_connection() -> N
         async with RawServer(respond) as held, RawServer(always(ok(b"other"))) as other:
             client, transport = lean_client(1)
             async with client:
-                first = asyncio.create_task(client.get(f"{held.url}/0"))
-                await until(lambda: held.in_flight == 1, "the first request at the server")
+                first = await hold_first(client, held)
                 second = asyncio.create_task(client.get(f"{other.url}/x"))
                 await until(lambda: len(transport._waiting) == 1, "the other origin's request waiting")
                 assert other.connections == 0
@@ -620,8 +625,7 @@ def test_a_waiter_cancelled_before_or_after_its_turn_leaks_no_slot() -> None:
         async with RawServer(respond) as server:
             client, transport = lean_client(1)
             async with client:
-                first = asyncio.create_task(client.get(f"{server.url}/0"))
-                await until(lambda: server.in_flight == 1, "the first request at the server")
+                first = await hold_first(client, server)
                 early = asyncio.create_task(client.get(f"{server.url}/early"))
                 late = asyncio.create_task(client.get(f"{server.url}/late"))
                 await until(lambda: len(transport._waiting) == 2, "two requests waiting")
