@@ -4,6 +4,10 @@
 file per leaf (``cache/leaf_arrow.py``). When the folder carries its commit journal, only
 committed files are read (a crashed run's stray files never leak in). Schemas that differ across
 batches (``None`` in one, ``str`` in the next) are unified.
+
+A Distiset saves to a folder (``save_to_disk``: one folder per config, the card and the pipeline
+files in ``distiset_configs/``, as distilabel lays it out) and pushes to the Hugging Face Hub
+(``push_to_hub``: one Hub config per Distiset config, then the card and the pipeline files).
 """
 
 from __future__ import annotations
@@ -11,18 +15,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import yaml
 from datasets import Dataset, DatasetDict, load_from_disk
 
 from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_run
 from distil_dagster.cache.journal import CommitJournal
 from distil_dagster.cache.leaf_arrow import conform, leaf_arrow_file, leaf_schema
+from distil_dagster.distiset_card import card_text
+from distil_dagster.errors import DistisetError
 
 __all__ = ["Distiset", "create_distiset"]
+
+#: The folder of a saved Distiset that holds its card, ``pipeline.yaml`` and ``pipeline.log``.
+CONFIG_FOLDER = "distiset_configs"
 
 _logger = logging.getLogger("distil_dagster")
 
@@ -42,34 +53,161 @@ class Distiset(dict[str, DatasetDict]):
         inner = ",\n".join(f"    {name}: {dd!r}".replace("\n", "\n    ") for name, dd in self.items())
         return f"Distiset({{\n{inner}\n}})"
 
-    def save_to_disk(self, distiset_path: str | os.PathLike[str], **kwargs: Any) -> None:
-        """Save every config under ``distiset_path/<config>``, with ``pipeline.yaml`` and ``pipeline.log``."""
-        root = Path(distiset_path)
-        root.mkdir(parents=True, exist_ok=True)
+    def _card(self, repo_id: str, metadata: dict[str, Any] | None = None, script: str | None = None) -> str:
+        samples = {name: dd["train"][0] if "train" in dd and dd["train"].num_rows else {} for name, dd in self.items()}
+        rows = max((d.num_rows for dd in self.values() for d in dd.values()), default=0)
+        return card_text(repo_id, samples, rows, self.pipeline_path, metadata, script)
+
+    def save_to_disk(
+        self,
+        distiset_path: str | os.PathLike[str],
+        max_shard_size: str | int | None = None,
+        num_shards: dict[str, int] | None = None,
+        num_proc: int | None = None,
+        storage_options: dict[str, Any] | None = None,
+        save_card: bool = True,
+        save_pipeline_config: bool = True,
+        save_pipeline_log: bool = True,
+    ) -> None:
+        """Save every config under ``distiset_path/<config>`` and, in ``distiset_configs/``, the
+        dataset card (``README.md``), ``pipeline.yaml`` and ``pipeline.log``.
+
+        ``distiset_path`` may be a local folder or an fsspec URL (``s3://...`` with
+        ``storage_options``); the other arguments are those of ``DatasetDict.save_to_disk``.
+        """
+        import fsspec
+
+        root = str(distiset_path).rstrip("/")
         for name, dataset_dict in self.items():
-            dataset_dict.save_to_disk(str(root / name), **kwargs)
-        for source in (self.pipeline_path, self.log_filename_path):
-            if source is not None and Path(source).exists():
-                shutil.copyfile(source, root / Path(source).name)
+            dataset_dict.save_to_disk(
+                f"{root}/{name}",
+                max_shard_size=max_shard_size,
+                num_shards=num_shards,
+                num_proc=num_proc,
+                storage_options=storage_options,
+            )
+        fs, _, _ = fsspec.get_fs_token_paths(f"{root}/{CONFIG_FOLDER}", storage_options=storage_options)
+        folder = f"{root}/{CONFIG_FOLDER}"
+        fs.makedirs(folder, exist_ok=True)
+        files: list[tuple[str, bytes]] = []
+        if save_card:
+            files.append(("README.md", self._card(Path(root).name).encode()))
+        for wanted, source in ((save_pipeline_config, self.pipeline_path), (save_pipeline_log, self.log_filename_path)):
+            if wanted and source is not None and Path(source).exists():
+                files.append((Path(source).name, Path(source).read_bytes()))
+        for filename, data in files:
+            with fs.open(f"{folder}/{filename}", "wb") as out:
+                out.write(data)
 
     @classmethod
-    def load_from_disk(cls, distiset_path: str | os.PathLike[str], **kwargs: Any) -> Distiset:
-        """Load a Distiset written by :meth:`save_to_disk`."""
-        root = Path(distiset_path)
+    def load_from_disk(
+        cls,
+        distiset_path: str | os.PathLike[str],
+        keep_in_memory: bool | None = None,
+        storage_options: dict[str, Any] | None = None,
+        download_dir: str | os.PathLike[str] | None = None,
+    ) -> Distiset:
+        """Load a Distiset written by :meth:`save_to_disk` (a local folder, or an fsspec URL whose
+        files are first downloaded to ``download_dir``, default a temporary folder)."""
+        import fsspec
+
+        fs, _, paths = fsspec.get_fs_token_paths(str(distiset_path), storage_options=storage_options)
+        if not fs.isdir(paths[0]):
+            raise DistisetError(f"Distiset folder {distiset_path} does not exist or is not a folder.")
+        if "file" in fs.protocol:
+            root = Path(paths[0])
+        else:
+            root = Path(download_dir) if download_dir is not None else Path(tempfile.mkdtemp(prefix="distiset-"))
+            fs.get(paths[0].rstrip("/") + "/", str(root), recursive=True)
         distiset = cls()
-        for child in sorted(p for p in root.iterdir() if p.is_dir()):
-            loaded = load_from_disk(str(child), **kwargs)
+        for child in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in (CONFIG_FOLDER, "artifacts")):
+            loaded = load_from_disk(str(child), keep_in_memory=keep_in_memory)
             distiset[child.name] = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
         for attr, filename in (("pipeline_path", "pipeline.yaml"), ("log_filename_path", "pipeline.log")):
-            if (root / filename).exists():
-                setattr(distiset, attr, root / filename)
+            for folder in (root / CONFIG_FOLDER, root):  # files at the top: what earlier versions wrote
+                if (folder / filename).exists():
+                    setattr(distiset, attr, folder / filename)
+                    break
         return distiset
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        token: str | None = None,
+        generate_card: bool = True,
+        include_script: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """Push every config to the Hugging Face Hub dataset ``repo_id`` (one Hub config per
+        Distiset config), then, in one commit, the dataset card, ``pipeline.yaml``,
+        ``pipeline.log`` and (``include_script``) the script that is running.
+
+        Args:
+            repo_id: ``<user or org>/<name>``.
+            private: create the repository private (an existing one keeps its visibility).
+            token: a Hub token; default: ``HF_TOKEN`` or the token saved by ``hf auth login``.
+            generate_card: write the dataset card (``README.md``).
+            include_script: upload ``sys.argv[0]`` next to the data.
+            **kwargs: passed to ``DatasetDict.push_to_hub`` (``max_shard_size``, ``commit_message``, ...).
+        """
+        from huggingface_hub import CommitOperationAdd, HfApi, get_token
+        from huggingface_hub.utils import EntryNotFoundError
+
+        token = token or get_token()
+        if not token:
+            raise DistisetError(
+                f"Cannot push the Distiset to '{repo_id}': no Hugging Face token. Pass token=..., set HF_TOKEN, "
+                "or run `hf auth login`."
+            )
+        if not self:
+            raise DistisetError(f"Cannot push an empty Distiset to '{repo_id}'.")
+        for name, dataset_dict in self.items():
+            dataset_dict.push_to_hub(repo_id, config_name=name, private=private, token=token, **kwargs)
+        api = HfApi(token=token)
+        script = Path(sys.argv[0]) if include_script and sys.argv and sys.argv[0] else None
+        if script is not None and not script.is_file():
+            script = None
+        operations = [
+            CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
+            for path in (self.pipeline_path, self.log_filename_path, script)
+            if path is not None and Path(path).exists()
+        ]
+        if generate_card:
+            try:
+                readme = api.hf_hub_download(repo_id, "README.md", repo_type="dataset")
+                metadata = _front_matter(Path(readme).read_text(encoding="utf-8"))
+            except EntryNotFoundError:
+                metadata = {}
+            card = self._card(repo_id, metadata, script.name if script is not None else None)
+            operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
+        if operations:
+            api.create_commit(
+                repo_id,
+                operations,
+                commit_message="Add the dataset card and the pipeline files",
+                repo_type="dataset",
+            )
 
     def train_test_split(self, train_size: float, shuffle: bool = True, seed: int | None = None) -> Distiset:
         """Split the ``train`` split of every config into ``train`` and ``test``."""
         for name, dataset_dict in self.items():
             self[name] = dataset_dict["train"].train_test_split(train_size=train_size, shuffle=shuffle, seed=seed)
         return self
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    """The YAML metadata block at the top of a card (``{}`` when there is none or it is not a mapping)."""
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    if end < 0:
+        return {}
+    try:
+        data = yaml.safe_load(text[3:end])
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[LeafPart]]:

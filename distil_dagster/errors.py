@@ -10,6 +10,7 @@ __all__ = [
     "CacheCorruptedError",
     "CacheLockedError",
     "DistilDagsterError",
+    "DistisetError",
     "GeneratorStepError",
     "GlobalStepError",
     "PipelineValidationError",
@@ -26,6 +27,10 @@ __all__ = [
 
 class DistilDagsterError(Exception):
     """Base class of every error raised by distil_dagster."""
+
+
+class DistisetError(DistilDagsterError, ValueError):
+    """A Distiset cannot be saved, loaded or pushed (missing folder, no Hub token, ...)."""
 
 
 class PipelineValidationError(DistilDagsterError, ValueError):

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import yaml
+
 from distil_dagster.distiset import Distiset, create_distiset
+from distil_dagster.errors import DistisetError
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts, Step, StepInput
 from distil_dagster.steps.typing import StepOutput
@@ -95,9 +99,56 @@ def test_save_to_disk_and_load_from_disk_round_trip(tmp_path: Path, rows) -> Non
     for name in ("leaf0", "leaf1"):
         assert list(loaded[name]) == ["train"]
         assert rows(loaded, name) == rows(distiset, name)
+    configs = target / "distiset_configs"
+    assert sorted(p.name for p in configs.iterdir()) == ["README.md", "pipeline.log", "pipeline.yaml"]
+    assert loaded.pipeline_path == configs / "pipeline.yaml"
+    assert loaded.log_filename_path == configs / "pipeline.log"
+    assert (configs / "pipeline.yaml").read_text() == Path(distiset.pipeline_path).read_text()
+
+
+def test_the_saved_card_names_the_steps_and_shows_a_row_per_config(tmp_path: Path) -> None:
+    distiset = build(tmp_path / "cache", leaves=2).run()
+    distiset.save_to_disk(tmp_path / "saved", save_pipeline_log=False)
+
+    card = (tmp_path / "saved" / "distiset_configs" / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+
+    assert header["size_categories"] == "n<1K"
+    assert "synthetic" in header["tags"]
+    assert "`gen` (LoadDataFromDicts)" in card and "`leaf1` (Note)" in card
+    assert 'load_dataset("saved", "leaf0")' in card and '"id": 0,\n  "note": null' in card
+    assert not (tmp_path / "saved" / "distiset_configs" / "pipeline.log").exists()
+
+
+def test_load_from_disk_reads_the_earlier_layout_with_pipeline_files_at_the_top(tmp_path: Path) -> None:
+    distiset = build(tmp_path / "cache").run()
+    target = tmp_path / "saved"
+    distiset.save_to_disk(target, save_card=False)
+    for path in (target / "distiset_configs").iterdir():
+        path.rename(target / path.name)
+    (target / "distiset_configs").rmdir()
+
+    loaded = Distiset.load_from_disk(target)
+
+    assert list(loaded) == ["default"]
     assert loaded.pipeline_path == target / "pipeline.yaml"
     assert loaded.log_filename_path == target / "pipeline.log"
-    assert (target / "pipeline.yaml").read_text() == Path(distiset.pipeline_path).read_text()
+
+
+def test_save_to_and_load_from_an_fsspec_url(tmp_path: Path, rows) -> None:
+    distiset = build(tmp_path / "cache").run()
+
+    distiset.save_to_disk("memory://distiset-test")
+    loaded = Distiset.load_from_disk("memory://distiset-test", download_dir=tmp_path / "download")
+
+    assert rows(loaded, "default") == rows(distiset, "default")
+    assert loaded.pipeline_path == tmp_path / "download" / "distiset_configs" / "pipeline.yaml"
+    assert loaded.pipeline_path.read_text() == Path(distiset.pipeline_path).read_text()
+
+
+def test_load_from_disk_of_a_missing_folder_names_it(tmp_path: Path) -> None:
+    with pytest.raises(DistisetError, match="nowhere"):
+        Distiset.load_from_disk(tmp_path / "nowhere")
 
 
 def test_distiset_from_a_run_knows_its_pipeline_yaml_and_log(tmp_path: Path, cache) -> None:

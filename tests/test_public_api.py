@@ -51,6 +51,7 @@ EXPORTS = {
         "CacheCorruptedError",
         "CacheLockedError",
         "DistilDagsterError",
+        "DistisetError",
         "GeneratorStepError",
         "GlobalStepError",
         "PipelineValidationError",
