@@ -92,7 +92,7 @@ def card_text(
     steps = _steps(pipeline_path)
     if steps:
         lines += ["", "## Pipeline", "", "Steps: " + ", ".join(steps) + "."]
-        lines += ["", "`pipeline.yaml` in this repository recreates it:", ""]
+        lines += ["", "`pipeline.yaml` describes it; where its step classes import, this runs it again:", ""]
         lines += ["```bash", "distil-dagster pipeline run --config pipeline.yaml", "```"]
     if script:
         lines += ["", f"The script that ran it is `{script}`."]
