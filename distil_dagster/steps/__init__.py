@@ -4,20 +4,34 @@ from distil_dagster.steps.base import GeneratorStep, GlobalStep, Step, StepInput
 from distil_dagster.steps.columns.expand import ExpandColumns
 from distil_dagster.steps.columns.group import CombineOutputs, GroupColumns
 from distil_dagster.steps.columns.keep import KeepColumns
+from distil_dagster.steps.columns.merge import MergeColumns
 from distil_dagster.steps.decorator import step
 from distil_dagster.steps.embeddings import EmbeddingGeneration
 from distil_dagster.steps.filtering import DeduplicateRows, EmbeddingDedup
+from distil_dagster.steps.formatting import (
+    ConversationTemplate,
+    FormatChatGenerationDPO,
+    FormatChatGenerationSFT,
+    FormatTextGenerationDPO,
+    FormatTextGenerationSFT,
+)
 from distil_dagster.steps.generators.data import LoadDataFromDicts
 from distil_dagster.steps.generators.file_system import LoadDataFromFileSystem
 from distil_dagster.steps.generators.huggingface import LoadDataFromDisk, LoadDataFromHub
 from distil_dagster.steps.resources import StepResources
+from distil_dagster.steps.truncate import TruncateTextColumn
 
 __all__ = [
     "CombineOutputs",
+    "ConversationTemplate",
     "DeduplicateRows",
     "EmbeddingDedup",
     "EmbeddingGeneration",
     "ExpandColumns",
+    "FormatChatGenerationDPO",
+    "FormatChatGenerationSFT",
+    "FormatTextGenerationDPO",
+    "FormatTextGenerationSFT",
     "GeneratorStep",
     "GlobalStep",
     "GroupColumns",
@@ -26,8 +40,10 @@ __all__ = [
     "LoadDataFromDisk",
     "LoadDataFromFileSystem",
     "LoadDataFromHub",
+    "MergeColumns",
     "Step",
     "StepInput",
     "StepResources",
+    "TruncateTextColumn",
     "step",
 ]

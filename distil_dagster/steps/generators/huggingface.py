@@ -77,6 +77,11 @@ class _DatasetLoader(GeneratorStep):
             yield [dict(zip(columns, values)) for values in zip(*columns.values())], last
 
 
+def _is_saved_dataset(folder: Path) -> bool:
+    """``folder`` holds a ``save_to_disk`` Dataset or DatasetDict (not a Distiset's ``distiset_configs``)."""
+    return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
 class LoadDataFromDisk(_DatasetLoader):
     """Load a dataset saved with ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``, or a Distiset.
 
@@ -98,7 +103,7 @@ class LoadDataFromDisk(_DatasetLoader):
         root = Path(str(self.dataset_path)).expanduser()
         folder = root / (self.config or "default") if self.is_distiset else root
         if not folder.is_dir():
-            found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
+            found = sorted(p.name for p in root.iterdir() if _is_saved_dataset(p)) if root.is_dir() else None
             hint = f"; its configs are {found}" if found is not None else ""
             raise DataFilesNotFoundError(f"Step '{self.name}': dataset folder {folder} does not exist{hint}.")
         return folder
