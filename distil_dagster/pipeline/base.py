@@ -5,8 +5,10 @@ The pipeline holds the DAG and hands itself to the engine in ``run()``; it does 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -136,6 +138,8 @@ class Pipeline:
         executor: Executor = "processes",
         config: EngineConfig | None = None,
         ray_address: str | None = None,
+        dataset: Any = None,
+        dataset_batch_size: int = 50,
     ) -> Distiset:
         """Run the pipeline (resuming from the cache when possible) and return its Distiset.
 
@@ -151,7 +155,14 @@ class Pipeline:
                 initialized yet (``"auto"``, ``"ray://host:10001"``; default: ``RAY_ADDRESS``, a
                 ``ray start`` cluster on this machine, else a new local instance); sets
                 ``EngineConfig.ray_address``.
+            dataset: rows for a pipeline without a generator (a list of dicts, a ``datasets.Dataset``
+                or a ``pandas.DataFrame``): for this run, a generator over them (``make_generator_step``)
+                feeds every root step. The pipeline itself is not changed.
+            dataset_batch_size: the rows per batch of that generator.
         """
+        if dataset is not None:
+            with self._dataset_generator(dataset, dataset_batch_size):
+                return self.run(parameters, use_cache, executor=executor, config=config, ray_address=ray_address)
         if executor == "processes":  # its imports overlap the engine's, below
             from distil_dagster.engine.worker_server import prestart
 
@@ -161,6 +172,30 @@ class Pipeline:
         return run_pipeline(
             self, parameters=parameters, use_cache=use_cache, executor=executor, config=config, ray_address=ray_address
         )
+
+    @contextlib.contextmanager
+    def _dataset_generator(self, dataset: Any, batch_size: int) -> Iterator[None]:
+        """Put a generator over ``dataset`` before every root step for the duration of the block."""
+        from distil_dagster.steps.generators.utils import make_generator_step
+
+        generators = [name for name in self.dag.roots if self.dag.step(name).is_generator]
+        if generators:
+            raise PipelineValidationError(
+                [
+                    f"run(dataset=...) puts a generator over the dataset before the root steps, but root step "
+                    f"'{generators[0]}' is a generator already: pass the rows either way, not both."
+                ]
+            )
+        roots, counts = self.dag.roots, dict(self._name_counts)
+        loader = make_generator_step(dataset, pipeline=self, batch_size=batch_size)
+        assert loader.name is not None
+        for root in roots:
+            self.add_edge(loader.name, root)
+        try:
+            yield
+        finally:
+            self.dag.remove_step(loader.name)
+            self._name_counts = counts  # the same name (and signature) in the next run
 
     def dry_run(self, parameters: dict[str, dict[str, Any]] | None = None, batch_size: int = 1) -> Distiset:
         """Run one batch of ``batch_size`` rows from each generator in a throw-away cache.

@@ -73,6 +73,11 @@ class DAG:
     def add_routing(self, upstream: str, function: RoutingBatchFunction, targets: list[str]) -> None:
         self.routing[upstream] = Routing(upstream, function, list(targets))
 
+    def remove_step(self, name: str) -> None:
+        """Remove a step and its connections (``run(dataset=...)`` takes its generator out again)."""
+        self.graph.remove_node(name)
+        self.routing.pop(name, None)
+
     # -- queries ---------------------------------------------------------------------------------
     def __contains__(self, name: object) -> bool:
         return name in self.graph

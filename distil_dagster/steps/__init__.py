@@ -18,12 +18,16 @@ from distil_dagster.steps.formatting import (
 from distil_dagster.steps.generators.data import LoadDataFromDicts
 from distil_dagster.steps.generators.file_system import LoadDataFromFileSystem
 from distil_dagster.steps.generators.huggingface import LoadDataFromDisk, LoadDataFromHub
+from distil_dagster.steps.generators.sampler import DataSampler
+from distil_dagster.steps.generators.utils import make_generator_step
+from distil_dagster.steps.hub import PushToHub
 from distil_dagster.steps.resources import StepResources
 from distil_dagster.steps.truncate import TruncateTextColumn
 
 __all__ = [
     "CombineOutputs",
     "ConversationTemplate",
+    "DataSampler",
     "DeduplicateRows",
     "EmbeddingDedup",
     "EmbeddingGeneration",
@@ -41,9 +45,11 @@ __all__ = [
     "LoadDataFromFileSystem",
     "LoadDataFromHub",
     "MergeColumns",
+    "PushToHub",
     "Step",
     "StepInput",
     "StepResources",
     "TruncateTextColumn",
+    "make_generator_step",
     "step",
 ]

@@ -1,0 +1,71 @@
+"""``Pipeline.run(dataset=...)``: a generator over the rows feeds every root step, for that run only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from distil_dagster.errors import PipelineValidationError
+from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts, StepInput, step
+from distil_dagster.steps.typing import StepOutput
+
+
+@step(inputs=["text"], outputs=["upper"])
+def Upper(inputs: StepInput) -> StepOutput:
+    """``upper = text.upper()``."""
+    yield [{**row, "upper": row["text"].upper()} for row in inputs]
+
+
+@step(inputs=["text"], outputs=["length"])
+def Length(inputs: StepInput) -> StepOutput:
+    """``length = len(text)``."""
+    yield [{**row, "length": len(row["text"])} for row in inputs]
+
+
+def build(cache_dir: Path) -> Pipeline:
+    with Pipeline(name="with-dataset", cache_dir=cache_dir) as pipeline:
+        Upper(name="upper")
+        Length(name="length")
+    return pipeline
+
+
+TEXTS = ["a", "bb", "ccc", "dddd", "eeeee"]
+
+
+def test_rows_of_a_list_feed_every_root_step(tmp_path: Path, executor: str, rows) -> None:
+    pipeline = build(tmp_path)
+
+    distiset = pipeline.run(executor=executor, dataset=[{"text": t} for t in TEXTS], dataset_batch_size=2)
+
+    assert sorted(distiset) == ["length", "upper"]
+    assert rows(distiset, "upper") == [{"text": t, "upper": t.upper()} for t in TEXTS]
+    assert rows(distiset, "length") == [{"text": t, "length": len(t)} for t in TEXTS]
+    assert pipeline.dag.names == ["upper", "length"]  # the pipeline is left as it was
+
+
+def test_a_dataset_runs_again_from_the_cache_and_other_rows_do_not(tmp_path: Path, rows) -> None:
+    pipeline = build(tmp_path)
+    dataset = Dataset.from_dict({"text": TEXTS})
+
+    first = pipeline.run(executor="inline", dataset=dataset)
+    journal = Path(first.pipeline_path).with_name("commits.jsonl")
+    committed = journal.read_text()
+    again = pipeline.run(executor="inline", dataset=Dataset.from_dict({"text": TEXTS}))
+    other = pipeline.run(executor="inline", dataset=Dataset.from_dict({"text": ["zz"]}))
+
+    assert again.pipeline_path == first.pipeline_path and journal.read_text() == committed
+    assert rows(again, "upper") == rows(first, "upper") == [{"text": t, "upper": t.upper()} for t in TEXTS]
+    assert other.pipeline_path != first.pipeline_path
+    assert rows(other, "upper") == [{"text": "zz", "upper": "ZZ"}]
+
+
+def test_a_pipeline_with_a_generator_refuses_a_dataset(tmp_path: Path) -> None:
+    with Pipeline(name="has-generator", cache_dir=tmp_path) as pipeline:
+        LoadDataFromDicts(name="gen", data=[{"text": "x"}]) >> Upper(name="upper")
+
+    with pytest.raises(PipelineValidationError, match="root step 'gen' is a generator already"):
+        pipeline.run(executor="inline", dataset=[{"text": "y"}])
+    assert pipeline.dag.names == ["gen", "upper"]
