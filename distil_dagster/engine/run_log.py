@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,10 +18,14 @@ _FORMAT = "%(asctime)s %(levelname)s [%(processName)s] %(message)s"
 
 
 @contextmanager
-def run_logging(log_file: Path | None, console: bool = True) -> Iterator[logging.Logger]:
+def run_logging(
+    log_file: Path | None, console: bool = True, extra: Sequence[logging.Handler] = ()
+) -> Iterator[logging.Logger]:
     """Attach the run's handlers to the ``distil_dagster`` logger for the duration of a run.
 
     The console gets the log only when ``console`` and nothing else (the root logger) prints it.
+    ``extra`` handlers (the caller's, e.g. ``Pipeline.run(logging_handlers=...)``) are attached as
+    they are and left open.
     """
     logger = logging.getLogger(LOGGER_NAME)
     handlers: list[logging.Handler] = []
@@ -37,9 +41,13 @@ def run_logging(log_file: Path | None, console: bool = True) -> Iterator[logging
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))
         logger.addHandler(handler)
+    for handler in extra:
+        logger.addHandler(handler)
     try:
         yield logger
     finally:
+        for handler in extra:
+            logger.removeHandler(handler)
         for handler in handlers:
             logger.removeHandler(handler)
             handler.close()

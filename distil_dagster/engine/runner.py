@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from distil_dagster.engine.run_log import LOGGER_NAME, run_logging
 from distil_dagster.engine.scheduler import RunSummary, Scheduler, StepStats
 from distil_dagster.engine.worker_server import process_context
 from distil_dagster.errors import PipelineValidationError
+from distil_dagster.pipeline.load_groups import LoadGroups, load_stages
 from distil_dagster.pipeline.serialization import dump_yaml
 
 if TYPE_CHECKING:
@@ -221,14 +223,19 @@ def run_pipeline(
     config: EngineConfig | None = None,
     dry_run: bool = False,
     ray_address: str | None = None,
+    load_groups: LoadGroups | None = None,
+    logging_handlers: Sequence[logging.Handler] = (),
 ) -> Distiset:
     """Run ``pipeline`` to completion and return its Distiset (see ``Pipeline.run``).
 
+    With ``load_groups``, the stages (``pipeline/load_groups.py``) run one after another, each an
+    engine pass over its steps that resumes from what the passes before committed.
     Start-up overlaps: ``datasets`` (~0.5 s to import, needed only for the Distiset) is imported
     on a thread while the workers start.
     """
     if ray_address is not None:
         config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
+    stages = load_stages(pipeline.dag, load_groups)
     with settled_heap():  # objects alive now are long-lived: full GC passes skip them
         start_method = (config or EngineConfig()).start_method
         # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
@@ -239,17 +246,21 @@ def run_pipeline(
         saved = _runtime_values(pipeline) if dry_run else None
         temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None
         try:
-            result = execute_pipeline(
-                pipeline,
-                parameters,
-                use_cache,
-                executor=executor,
-                config=config,
-                dry_run=dry_run,
-                cache_dir=temp_dir,
-                handle_signals=True,
-                progress=not dry_run,
-            )
+            for index, stage in enumerate(stages):
+                result = execute_pipeline(
+                    pipeline,
+                    parameters,
+                    use_cache or index > 0,
+                    steps=stage if len(stages) > 1 else None,
+                    executor=executor,
+                    config=config,
+                    dry_run=dry_run,
+                    cache_dir=temp_dir,
+                    handle_signals=True,
+                    progress=not dry_run,
+                    stage=f"load stage {index + 1}/{len(stages)}: {stage}" if len(stages) > 1 else None,
+                    logging_handlers=logging_handlers,
+                )
             if warm is not None:
                 warm.join()
             from distil_dagster.distiset import create_distiset
@@ -341,6 +352,8 @@ def execute_pipeline(
     handle_signals: bool = False,
     console_log: bool = True,
     progress: bool = False,
+    stage: str | None = None,
+    logging_handlers: Sequence[logging.Handler] = (),
 ) -> RunResult:
     """Run ``steps`` (default: all) and their ancestors; committed batches are reused.
 
@@ -348,7 +361,9 @@ def execute_pipeline(
     subset run and a full run share their batches. Runtime ``parameters`` are set on the
     pipeline's steps (as distilabel does); pass a copy to keep the original untouched.
     ``console_log=False`` keeps the engine's log off stderr (a caller forwarding it elsewhere);
-    ``progress=True`` shows per-step progress (live on a terminal, log lines otherwise).
+    ``progress=True`` shows per-step progress (live on a terminal, log lines otherwise);
+    ``stage`` names the load stage this pass runs, for the log; ``logging_handlers`` also get the
+    run's log.
     """
     config = config or EngineConfig()
     if executor not in EXECUTORS:
@@ -372,9 +387,11 @@ def execute_pipeline(
     try:
         with (
             settled_heap(),
-            run_logging(layout.log_file, console=console_log) as logger,
+            run_logging(layout.log_file, console=console_log, extra=logging_handlers) as logger,
             run_lock(layout, config.lock_timeout, logger),
         ):
+            if stage is not None:
+                logger.info("Pipeline '%s', %s.", pipeline.name, stage)
             if handle_signals:
                 with interrupt_handlers(stop, logger):
                     return _execute(pipeline, dag, layout, use_cache, config, dry_run, executor, listener, stop, logger)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.context import reset_active_pipeline, set_active_pipeline
 from distil_dagster.pipeline.dag import DAG, unsafe_name_reason
+from distil_dagster.pipeline.load_groups import LoadGroups
 from distil_dagster.pipeline.routing import RoutingBatchFunction
 from distil_dagster.pipeline.signature import dag_signature
 
@@ -140,6 +142,10 @@ class Pipeline:
         ray_address: str | None = None,
         dataset: Any = None,
         dataset_batch_size: int = 50,
+        load_groups: LoadGroups | None = None,
+        logging_handlers: Sequence[logging.Handler] | None = None,
+        use_fs_to_pass_data: bool = False,
+        storage_parameters: dict[str, Any] | None = None,
     ) -> Distiset:
         """Run the pipeline (resuming from the cache when possible) and return its Distiset.
 
@@ -159,10 +165,33 @@ class Pipeline:
                 or a ``pandas.DataFrame``): for this run, a generator over them (``make_generator_step``)
                 feeds every root step. The pipeline itself is not changed.
             dataset_batch_size: the rows per batch of that generator.
+            load_groups: steps to load together, stage after stage, each stage's steps unloaded before
+                the next loads (lists of steps or step names, or ``"sequential_step_execution"``);
+                steps in no group form stages between the groups (``pipeline/load_groups.py``).
+            logging_handlers: handlers that also get the run's log (worker processes included).
+            use_fs_to_pass_data: accepted for distilabel compatibility: batches always travel
+                through files in the cache folder.
+            storage_parameters: not supported (distilabel's fsspec storage for batches): put
+                ``cache_dir`` on storage every machine reads instead.
         """
+        if storage_parameters is not None:
+            raise PipelineValidationError(
+                [
+                    "run(storage_parameters=...) is not supported: batches travel through the cache folder; "
+                    "to share them between machines, put cache_dir on a filesystem every machine mounts."
+                ]
+            )
         if dataset is not None:
             with self._dataset_generator(dataset, dataset_batch_size):
-                return self.run(parameters, use_cache, executor=executor, config=config, ray_address=ray_address)
+                return self.run(
+                    parameters,
+                    use_cache,
+                    executor=executor,
+                    config=config,
+                    ray_address=ray_address,
+                    load_groups=load_groups,
+                    logging_handlers=logging_handlers,
+                )
         if executor == "processes":  # its imports overlap the engine's, below
             from distil_dagster.engine.worker_server import prestart
 
@@ -170,7 +199,14 @@ class Pipeline:
         from distil_dagster.engine.runner import run_pipeline
 
         return run_pipeline(
-            self, parameters=parameters, use_cache=use_cache, executor=executor, config=config, ray_address=ray_address
+            self,
+            parameters=parameters,
+            use_cache=use_cache,
+            executor=executor,
+            config=config,
+            ray_address=ray_address,
+            load_groups=load_groups,
+            logging_handlers=logging_handlers or (),
         )
 
     @contextlib.contextmanager

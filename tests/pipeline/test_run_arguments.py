@@ -1,7 +1,9 @@
-"""``Pipeline.run(dataset=...)``: a generator over the rows feeds every root step, for that run only."""
+"""``Pipeline.run`` arguments from distilabel: ``dataset`` (a generator over the rows, for that run
+only), ``logging_handlers``, ``use_fs_to_pass_data``, ``storage_parameters``."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,19 @@ def test_a_pipeline_with_a_generator_refuses_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(PipelineValidationError, match="root step 'gen' is a generator already"):
         pipeline.run(executor="inline", dataset=[{"text": "y"}])
     assert pipeline.dag.names == ["gen", "upper"]
+
+
+def test_logging_handlers_get_the_run_log_and_fs_arguments_are_handled(tmp_path: Path, executor: str) -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    pipeline = build(tmp_path)
+
+    pipeline.run(executor=executor, dataset=[{"text": "x"}], logging_handlers=[handler], use_fs_to_pass_data=True)
+
+    messages = [record.getMessage() for record in records]
+    assert "Step 'upper' loaded (replica 0)." in messages
+    assert any(m.startswith("Pipeline 'with-dataset' finished") for m in messages)
+    assert handler not in logging.getLogger("distil_dagster").handlers
+    with pytest.raises(PipelineValidationError, match="is not supported: batches travel through the cache folder"):
+        pipeline.run(executor=executor, dataset=[{"text": "x"}], storage_parameters={"path": "s3://bucket"})
