@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from distil_dagster.lazy_exports import lazy_exports
 from distil_dagster.models.llms import LLM, AsyncLLM, ChatType, GenerateOutput
 
 if TYPE_CHECKING:
@@ -30,8 +30,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a backend only when used, so a missing extra fails only for that backend."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

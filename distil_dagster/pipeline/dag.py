@@ -99,6 +99,11 @@ class DAG:
     def successors(self, name: str) -> list[str]:
         return list(self.graph.successors(name))
 
+    def is_acyclic(self) -> bool:
+        import networkx as nx
+
+        return bool(nx.is_directed_acyclic_graph(self.graph))
+
     def topological_order(self) -> list[str]:
         """Steps in a stable topological order (ties broken by insertion order)."""
         import networkx as nx

@@ -49,10 +49,13 @@ def _names(dag: DAG, load_groups: LoadGroups) -> list[list[str]]:
 
 
 def load_stages(dag: DAG, load_groups: LoadGroups | None) -> list[list[str]]:
-    """The stages, in the order they run (one stage of every step when ``load_groups`` is ``None``)."""
+    """The stages, in the order they run (one stage of every step when ``load_groups`` is ``None``).
+
+    A graph with a cycle is one stage: the pipeline's validation reports the cycle.
+    """
+    if load_groups is None or not dag.is_acyclic():
+        return [dag.names]
     order = dag.topological_order()
-    if load_groups is None:
-        return [order]
     groups = _names(dag, load_groups)
     group_of = {name: index for index, group in enumerate(groups) for name in group}
     position = {name: index for index, name in enumerate(order)}
