@@ -110,17 +110,19 @@ class Distiset(dict[str, DatasetDict]):
         """Load a Distiset written by :meth:`save_to_disk` (a local folder, or an fsspec URL whose
         files are first downloaded to ``download_dir``, default a temporary folder)."""
         import fsspec
+        from fsspec.implementations.local import LocalFileSystem
 
         fs, _, paths = fsspec.get_fs_token_paths(str(distiset_path), storage_options=storage_options)
         if not fs.isdir(paths[0]):
             raise DistisetError(f"Distiset folder {distiset_path} does not exist or is not a folder.")
-        if "file" in fs.protocol:
+        if isinstance(fs, LocalFileSystem):
             root = Path(paths[0])
         else:
             root = Path(download_dir) if download_dir is not None else Path(tempfile.mkdtemp(prefix="distiset-"))
             fs.get(paths[0].rstrip("/") + "/", str(root), recursive=True)
         distiset = cls()
-        for child in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in (CONFIG_FOLDER, "artifacts")):
+        configs = [p for p in root.iterdir() if p.is_dir() and p.name not in (CONFIG_FOLDER, "artifacts")]
+        for child in sorted(p for p in configs if not p.name.startswith(".")):
             loaded = load_from_disk(str(child), keep_in_memory=keep_in_memory)
             distiset[child.name] = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
         for attr, filename in (("pipeline_path", "pipeline.yaml"), ("log_filename_path", "pipeline.log")):
