@@ -294,6 +294,8 @@ def _mutated_dump(draw: st.DrawFn, bases: list[dict[str, Any]]) -> str:
     data = copy.deepcopy(draw(st.sampled_from(bases)))
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         paths = _paths(data)[1:]
+        if not paths:  # earlier mutations emptied the document
+            break
         path = draw(st.sampled_from(paths))
         parent = data
         for key in path[:-1]:
