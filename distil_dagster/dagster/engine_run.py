@@ -2,7 +2,7 @@
 
 Data flow: the first op calls :meth:`EngineRun.start`, which applies the run's parameters to a
 copy of the pipeline (errors raise in that op) and runs ``execute_pipeline`` on the selected
-leaves in a background thread. The engine reports to this object as its ``RunListener``
+leaves in a background thread (a pass per load stage when the resource sets ``load_groups``). The engine reports to this object as its ``RunListener``
 (engine threads) and its log records arrive through a logging handler; both land in the state
 below, guarded by one ``Condition``. Each op blocks in :meth:`EngineRun.updates` until its step
 has its last batch committed, receiving an :class:`Update` whenever something happened or
@@ -28,9 +28,10 @@ from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.dagster.progress import StepProgress, Update
 from distil_dagster.engine.config import EngineConfig
 from distil_dagster.engine.run_log import LOGGER_NAME
-from distil_dagster.engine.runner import apply_parameters, execute_pipeline
+from distil_dagster.engine.runner import apply_parameters, execute_in_stages
 from distil_dagster.errors import DistilDagsterError
 from distil_dagster.pipeline.base import Pipeline
+from distil_dagster.pipeline.load_groups import LoadGroups
 
 __all__ = ["EngineRun", "EngineRunError", "EngineSettings"]
 
@@ -49,6 +50,7 @@ class EngineSettings:
     config: EngineConfig
     log_level: int
     progress_interval: float
+    load_groups: LoadGroups | None = None
 
 
 class _State(enum.Enum):
@@ -117,11 +119,12 @@ class EngineRun:
             logger.setLevel(self.settings.log_level)
         logger.addHandler(handler)
         try:
-            execute_pipeline(
+            execute_in_stages(
                 pipeline,
                 None,
                 self.settings.use_cache,
                 steps=leaves,
+                load_groups=self.settings.load_groups,
                 executor=self.settings.executor,
                 config=self.settings.config,
                 cache_dir=self.settings.cache_dir,

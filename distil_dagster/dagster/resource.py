@@ -22,6 +22,7 @@ from distil_dagster.engine.config import EngineConfig
 from distil_dagster.engine.interrupts import WaitInterrupted, interruptible_wait, kill_workers
 from distil_dagster.engine.run_log import LOGGER_NAME
 from distil_dagster.pipeline.base import Pipeline
+from distil_dagster.pipeline.load_groups import LoadGroups
 
 __all__ = ["DistilDagsterResource", "forward_logs"]
 
@@ -73,6 +74,16 @@ class DistilDagsterResource(ConfigurableResource):
         gt=0,
         description="Seconds one batch may take in a step before the run fails naming step, replica and batch.",
     )
+    load_groups: list[list[str]] | None = Field(
+        default=None,
+        description=(
+            "Steps loaded together, stage after stage, each stage unloaded before the next loads (as "
+            "Pipeline.run(load_groups=...)); default: every step at once."
+        ),
+    )
+    sequential_step_execution: bool = Field(
+        default=False, description="Load and run one step at a time (load_groups='sequential_step_execution')."
+    )
 
     _run_id: str | None = PrivateAttr(default=None)
     _engine_runs: dict[str, EngineRun] = PrivateAttr(default_factory=dict)
@@ -103,7 +114,13 @@ class DistilDagsterResource(ConfigurableResource):
             config=self.engine_config(),
             log_level=level,
             progress_interval=self.progress_interval,
+            load_groups=self._load_groups(),
         )
+
+    def _load_groups(self) -> LoadGroups | None:
+        if self.sequential_step_execution and self.load_groups is not None:
+            raise EngineRunError("DistilDagsterResource: set load_groups or sequential_step_execution, not both.")
+        return "sequential_step_execution" if self.sequential_step_execution else self.load_groups
 
     def engine_run_for(self, pipeline: Pipeline) -> EngineRun:
         """The engine run of ``pipeline`` in the current Dagster run (one per pipeline, made on first use)."""

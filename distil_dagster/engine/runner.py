@@ -33,7 +33,7 @@ from distil_dagster.cache.segments import trim
 from distil_dagster.cache.snapshot import write_snapshot
 from distil_dagster.engine.backend import WorkerBackend
 from distil_dagster.engine.config import EngineConfig
-from distil_dagster.engine.events import RunListener
+from distil_dagster.engine.events import RunListener, StagedListener
 from distil_dagster.engine.heap import settled_heap
 from distil_dagster.engine.inline import InlineBackend
 from distil_dagster.engine.interrupts import interrupt_handlers
@@ -228,14 +228,12 @@ def run_pipeline(
 ) -> Distiset:
     """Run ``pipeline`` to completion and return its Distiset (see ``Pipeline.run``).
 
-    With ``load_groups``, the stages (``pipeline/load_groups.py``) run one after another, each an
-    engine pass over its steps that resumes from what the passes before committed.
+    With ``load_groups``, the stages run one after another (``execute_in_stages``).
     Start-up overlaps: ``datasets`` (~0.5 s to import, needed only for the Distiset) is imported
     on a thread while the workers start.
     """
     if ray_address is not None:
         config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
-    stages = load_stages(pipeline.dag, load_groups)
     with settled_heap():  # objects alive now are long-lived: full GC passes skip them
         start_method = (config or EngineConfig()).start_method
         # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
@@ -246,21 +244,19 @@ def run_pipeline(
         saved = _runtime_values(pipeline) if dry_run else None
         temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None
         try:
-            for index, stage in enumerate(stages):
-                result = execute_pipeline(
-                    pipeline,
-                    parameters,
-                    use_cache or index > 0,
-                    steps=stage if len(stages) > 1 else None,
-                    executor=executor,
-                    config=config,
-                    dry_run=dry_run,
-                    cache_dir=temp_dir,
-                    handle_signals=True,
-                    progress=not dry_run,
-                    stage=f"load stage {index + 1}/{len(stages)}: {stage}" if len(stages) > 1 else None,
-                    logging_handlers=logging_handlers,
-                )
+            result = execute_in_stages(
+                pipeline,
+                parameters,
+                use_cache,
+                load_groups=load_groups,
+                executor=executor,
+                config=config,
+                dry_run=dry_run,
+                cache_dir=temp_dir,
+                handle_signals=True,
+                progress=not dry_run,
+                logging_handlers=logging_handlers,
+            )
             if warm is not None:
                 warm.join()
             from distil_dagster.distiset import create_distiset
@@ -272,6 +268,47 @@ def run_pipeline(
                     pipeline.dag.step(name).set_runtime_parameters(values)
             if temp_dir is not None:
                 shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def execute_in_stages(
+    pipeline: Pipeline,
+    parameters: dict[str, dict[str, Any]] | None = None,
+    use_cache: bool = True,
+    *,
+    steps: list[str] | None = None,
+    load_groups: LoadGroups | None = None,
+    listener: RunListener | None = None,
+    **options: Any,
+) -> RunResult:
+    """``execute_pipeline`` once per load stage (``pipeline/load_groups.py``) of ``steps`` (default:
+    all) and their ancestors, each pass resuming from what the passes before committed; one pass
+    without ``load_groups``. ``listener`` sees one run. ``options`` go to ``execute_pipeline``.
+    """
+    try:
+        selected = set(pipeline.dag.closure(steps) if steps is not None else pipeline.dag.names)
+        stages = [
+            kept for stage in load_stages(pipeline.dag, load_groups) if (kept := [s for s in stage if s in selected])
+        ]
+    except BaseException as exc:
+        if listener is not None:
+            listener.on_finish(exc)
+        raise
+    if len(stages) <= 1:
+        return execute_pipeline(pipeline, parameters, use_cache, steps=steps, listener=listener, **options)
+    staged = StagedListener(listener) if listener is not None else None
+    for index, stage in enumerate(stages):
+        if staged is not None:
+            staged.last = index == len(stages) - 1
+        result = execute_pipeline(
+            pipeline,
+            parameters,
+            use_cache or index > 0,
+            steps=stage,
+            listener=staged,
+            stage=f"load stage {index + 1}/{len(stages)}: {stage}",
+            **options,
+        )
+    return result
 
 
 def import_in_background(module: str) -> threading.Thread:
