@@ -65,3 +65,17 @@ def test_invalid_load_groups_fail_the_run_naming_the_step(run: Run, tmp_path: Pa
     failures = [e for e in result.all_events if e.is_step_failure]
     assert failures and "unknown step 'nope'" in str(failures[0].step_failure_data.error)
     assert not (tmp_path / "events").exists()
+
+
+def test_load_groups_and_sequential_execution_together_are_refused(run: Run, tmp_path: Path) -> None:
+    pipeline = build(tmp_path / "cache", tmp_path / "events")
+    resource = DistilDagsterResource(
+        cache_dir=str(tmp_path / "cache"), executor="inline", load_groups=[["b"]], sequential_step_execution=True
+    )
+
+    result = run(pipeline, distil_dagster=resource, raise_on_error=False)
+
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures and "set load_groups or sequential_step_execution, not both" in str(
+        failures[0].step_failure_data.error
+    )
