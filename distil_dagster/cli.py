@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = commands.add_parser("pipeline", help="run or describe a pipeline.yaml")
     actions = pipeline.add_subparsers(dest="action", required=True)
     run = actions.add_parser("run", help="run a pipeline (resuming from its cache)")
-    run.add_argument("--config", required=True, help="path to pipeline.yaml")
+    run.add_argument("--config", required=True, help="path or http(s) URL of a pipeline.yaml")
     run.add_argument(
         "--param", action="append", default=[], help="runtime parameter step.name=value (value: JSON, else a string)"
     )
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="start clean instead of resuming")
     run.set_defaults(handler=_run)
     info = actions.add_parser("info", help="describe a pipeline")
-    info.add_argument("--config", required=True, help="path to pipeline.yaml")
+    info.add_argument("--config", required=True, help="path or http(s) URL of a pipeline.yaml")
     info.set_defaults(handler=_info)
     cache = commands.add_parser("cache", help="inspect or clean the cache")
     cache_actions = cache.add_subparsers(dest="action", required=True)

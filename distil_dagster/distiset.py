@@ -53,10 +53,16 @@ class Distiset(dict[str, DatasetDict]):
         inner = ",\n".join(f"    {name}: {dd!r}".replace("\n", "\n    ") for name, dd in self.items())
         return f"Distiset({{\n{inner}\n}})"
 
-    def _card(self, repo_id: str, metadata: dict[str, Any] | None = None, script: str | None = None) -> str:
+    def _card(
+        self,
+        repo_id: str,
+        metadata: dict[str, Any] | None = None,
+        script: str | None = None,
+        config_url: str | None = None,
+    ) -> str:
         samples = {name: dd["train"][0] if "train" in dd and dd["train"].num_rows else {} for name, dd in self.items()}
         rows = max((d.num_rows for dd in self.values() for d in dd.values()), default=0)
-        return card_text(repo_id, samples, rows, self.pipeline_path, metadata, script)
+        return card_text(repo_id, samples, rows, self.pipeline_path, metadata, script, config_url)
 
     def save_to_disk(
         self,
@@ -181,7 +187,8 @@ class Distiset(dict[str, DatasetDict]):
                 metadata = _front_matter(Path(readme).read_text(encoding="utf-8"))
             except EntryNotFoundError:
                 metadata = {}
-            card = self._card(repo_id, metadata, script.name if script is not None else None)
+            config_url = f"{api.endpoint}/datasets/{repo_id}/resolve/main/pipeline.yaml"
+            card = self._card(repo_id, metadata, script.name if script is not None else None, config_url)
             operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
         if operations:
             api.create_commit(

@@ -72,6 +72,7 @@ def card_text(
     pipeline_path: Path | None,
     metadata: Mapping[str, Any] | None = None,
     script: str | None = None,
+    config_url: str | None = None,
 ) -> str:
     """The card: ``metadata`` (e.g. what is on the Hub already) plus size and tags, then the text.
 
@@ -82,6 +83,7 @@ def card_text(
         pipeline_path: the ``pipeline.yaml`` (its steps are listed; omitted when ``None``).
         metadata: YAML metadata to keep.
         script: the file name of the pipeline script uploaded next to the data, if any.
+        config_url: where ``pipeline.yaml`` can be downloaded (default: the file next to the card).
     """
     meta = dict(metadata or {})
     meta["size_categories"] = size_category(rows)
@@ -93,7 +95,7 @@ def card_text(
     if steps:
         lines += ["", "## Pipeline", "", "Steps: " + ", ".join(steps) + "."]
         lines += ["", "`pipeline.yaml` describes it; where its step classes import, this runs it again:", ""]
-        lines += ["```bash", "distil-dagster pipeline run --config pipeline.yaml", "```"]
+        lines += ["```bash", f"distil-dagster pipeline run --config {config_url or 'pipeline.yaml'}", "```"]
     if script:
         lines += ["", f"The script that ran it is `{script}`."]
     lines += ["", "## Configurations", ""]

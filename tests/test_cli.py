@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -85,3 +89,49 @@ def test_cache_clean_skips_a_folder_in_use_and_needs_a_filter(
         assert "a run is using it" in capsys.readouterr().out and finished.exists()
     finally:
         holder.communicate("", timeout=30)
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; records the ``Authorization`` header of every request on the server."""
+
+    def do_GET(self) -> None:
+        self.server.authorizations.append(self.headers.get("Authorization"))  # type: ignore[attr-defined]
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:  # keep the test output quiet
+        pass
+
+
+@pytest.fixture
+def served(finished: Path) -> Iterator[tuple[str, list[str | None]]]:
+    """The signature folder over HTTP on 127.0.0.1: its base URL and the Authorization headers seen."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Files, directory=str(finished)))
+    server.authorizations = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.authorizations  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_pipeline_info_from_a_url_sends_the_hub_token_only_to_the_hub(
+    served: tuple[str, list[str | None]],
+    finished: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, authorizations = served
+    monkeypatch.setenv("HF_TOKEN", "hf_cli_url_token")
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example")
+    assert main(["pipeline", "info", "--config", f"{base}/pipeline.yaml"]) == 0
+    assert json.loads(capsys.readouterr().out)["signature"] == finished.name
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    assert main(["pipeline", "info", "--config", f"{base}/pipeline.yaml"]) == 0
+
+    assert authorizations == [None, "Bearer hf_cli_url_token"]
+    assert main(["pipeline", "info", "--config", f"{base}/missing.yaml"]) == 2
+    assert f"{base}/missing.yaml: cannot read pipeline YAML (HTTP Error 404" in capsys.readouterr().err

@@ -261,10 +261,11 @@ class Pipeline:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Pipeline:
-        """Rebuild a pipeline from a ``pipeline.yaml``."""
-        from distil_dagster.pipeline.serialization import load_yaml
+        """Rebuild a pipeline from a ``pipeline.yaml``: a file, or an ``http(s)://`` URL (a Hub
+        dataset's ``.../resolve/main/pipeline.yaml``; ``HF_TOKEN`` is sent to the Hub only)."""
+        from distil_dagster.pipeline.serialization import is_url, load_yaml
 
-        return load_yaml(Path(path))
+        return load_yaml(path if isinstance(path, str) and is_url(path) else Path(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pipeline:

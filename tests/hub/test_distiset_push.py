@@ -57,6 +57,8 @@ def test_push_to_hub_sends_each_config_then_card_and_pipeline_files_in_one_commi
     assert header["size_categories"] == "n<1K" and "synthetic" in header["tags"]
     assert "`gen` (LoadDataFromDicts)" in card and f'load_dataset("{REPO}", "words")' in card
     assert "... (12 items, 10 shown)" in card and "distiset_push_target.py" in card
+    config_url = f"{fake_hub.endpoint}/datasets/{REPO}/resolve/main/pipeline.yaml"
+    assert f"distil-dagster pipeline run --config {config_url}" in card
     assert fake_hub.commits(REPO)[-1] == "Add the dataset card and the pipeline files"
 
     assert f"Bearer {TOKEN}" in fake_hub.authorizations
