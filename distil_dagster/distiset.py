@@ -13,6 +13,7 @@ files in ``distiset_configs/``, as distilabel lays it out) and pushes to the Hug
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -44,10 +45,12 @@ class Distiset(dict[str, DatasetDict]):
     Attributes:
         pipeline_path: the ``pipeline.yaml`` that produced it, when known.
         log_filename_path: the ``pipeline.log`` of that run, when known.
+        artifacts_path: the folder of the steps' artifacts (``<step>/<name>/``), when they saved any.
     """
 
     pipeline_path: Path | None = None
     log_filename_path: Path | None = None
+    artifacts_path: Path | None = None
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {name}: {dd!r}".replace("\n", "\n    ") for name, dd in self.items())
@@ -62,7 +65,8 @@ class Distiset(dict[str, DatasetDict]):
     ) -> str:
         samples = {name: dd["train"][0] if "train" in dd and dd["train"].num_rows else {} for name, dd in self.items()}
         rows = max((d.num_rows for dd in self.values() for d in dd.values()), default=0)
-        return card_text(repo_id, samples, rows, self.pipeline_path, metadata, script, config_url)
+        artifacts = _artifacts(self.artifacts_path)
+        return card_text(repo_id, samples, rows, self.pipeline_path, metadata, script, config_url, artifacts)
 
     def save_to_disk(
         self,
@@ -104,6 +108,10 @@ class Distiset(dict[str, DatasetDict]):
         for filename, data in files:
             with fs.open(f"{folder}/{filename}", "wb") as out:
                 out.write(data)
+        for relative, path in _artifact_files(self.artifacts_path):
+            fs.makedirs(f"{root}/artifacts/{relative.rsplit('/', 1)[0]}", exist_ok=True)
+            with fs.open(f"{root}/artifacts/{relative}", "wb") as out:
+                out.write(path.read_bytes())
 
     @classmethod
     def load_from_disk(
@@ -136,6 +144,8 @@ class Distiset(dict[str, DatasetDict]):
                 if (folder / filename).exists():
                     setattr(distiset, attr, folder / filename)
                     break
+        if (root / "artifacts").is_dir():
+            distiset.artifacts_path = root / "artifacts"
         return distiset
 
     def push_to_hub(
@@ -181,6 +191,10 @@ class Distiset(dict[str, DatasetDict]):
             for path in (self.pipeline_path, self.log_filename_path, script)
             if path is not None and Path(path).exists()
         ]
+        operations += [
+            CommitOperationAdd(path_in_repo=f"artifacts/{relative}", path_or_fileobj=str(path))
+            for relative, path in _artifact_files(self.artifacts_path)
+        ]
         if generate_card:
             try:
                 readme = api.hf_hub_download(repo_id, "README.md", repo_type="dataset")
@@ -203,6 +217,32 @@ class Distiset(dict[str, DatasetDict]):
         for name, dataset_dict in self.items():
             self[name] = dataset_dict["train"].train_test_split(train_size=train_size, shuffle=shuffle, seed=seed)
         return self
+
+
+def _artifact_files(folder: Path | None) -> list[tuple[str, Path]]:
+    """``(path relative to folder, path)`` of every file under ``folder`` (hidden files left out)."""
+    if folder is None or not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            found.append((relative.as_posix(), path))
+    return found
+
+
+def _artifacts(folder: Path | None) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """``{step: [(artifact name, its metadata)]}`` of an artifacts folder."""
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for relative, path in _artifact_files(folder):
+        parts = relative.split("/")
+        if len(parts) == 3 and parts[2] == "metadata.json":
+            try:
+                metadata = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                metadata = {}
+            found.setdefault(parts[0], []).append((parts[1], metadata if isinstance(metadata, dict) else {}))
+    return found
 
 
 def _front_matter(text: str) -> dict[str, Any]:
@@ -289,4 +329,5 @@ def create_distiset(
     log_path = Path(log_filename_path) if log_filename_path else root / "pipeline.log"
     distiset.pipeline_path = yaml_path if yaml_path.exists() else None
     distiset.log_filename_path = log_path if log_path.exists() else None
+    distiset.artifacts_path = root / "artifacts" if _artifact_files(root / "artifacts") else None
     return distiset

@@ -73,6 +73,7 @@ def card_text(
     metadata: Mapping[str, Any] | None = None,
     script: str | None = None,
     config_url: str | None = None,
+    artifacts: Mapping[str, list[tuple[str, dict[str, Any]]]] | None = None,
 ) -> str:
     """The card: ``metadata`` (e.g. what is on the Hub already) plus size and tags, then the text.
 
@@ -84,6 +85,7 @@ def card_text(
         metadata: YAML metadata to keep.
         script: the file name of the pipeline script uploaded next to the data, if any.
         config_url: where ``pipeline.yaml`` can be downloaded (default: the file next to the card).
+        artifacts: ``{step: [(name, metadata)]}`` of the artifacts stored next to the data.
     """
     meta = dict(metadata or {})
     meta["size_categories"] = size_category(rows)
@@ -98,6 +100,12 @@ def card_text(
         lines += ["```bash", f"distil-dagster pipeline run --config {config_url or 'pipeline.yaml'}", "```"]
     if script:
         lines += ["", f"The script that ran it is `{script}`."]
+    if artifacts:
+        lines += ["", "## Artifacts", ""]
+        for step, saved in sorted(artifacts.items()):
+            for name, meta in saved:
+                detail = f": `{json.dumps(_shorten(meta), default=str)}`" if meta else ""
+                lines.append(f"- `artifacts/{step}/{name}` (step `{step}`){detail}")
     lines += ["", "## Configurations", ""]
     for name, sample in samples.items():
         lines += [f"### `{name}`", "", "```python", "from datasets import load_dataset", ""]

@@ -3,6 +3,7 @@ schemas unified across batches."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,49 @@ def test_where_the_arrow_file_cannot_be_written_the_dataset_is_built_in_memory(
 
     assert built["default"]["train"].cache_files == []
     assert rows(built) == expected
+
+
+class Summarize(Step):
+    """Passes rows on; saves the artifact ``summary`` (``ids.txt``: the ids of its last batch)."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        ids = " ".join(str(row["id"]) for row in inputs)
+        self.save_artifact("summary", lambda folder: (folder / "ids.txt").write_text(ids), {"kind": "ids"})
+        yield inputs
+
+
+def test_artifacts_travel_with_the_distiset(tmp_path: Path, executor: str) -> None:
+    with Pipeline(name="artifacts", cache_dir=tmp_path / "cache") as pipeline:
+        LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(4)], batch_size=4) >> Summarize(name="sum")
+
+    distiset = pipeline.run(executor=executor)
+
+    artifact = Path(distiset.pipeline_path).parent / "artifacts" / "sum" / "summary"
+    assert distiset.artifacts_path == artifact.parent.parent
+    assert (artifact / "ids.txt").read_text() == "0 1 2 3"
+    assert json.loads((artifact / "metadata.json").read_text()) == {"kind": "ids"}
+    distiset.save_to_disk(tmp_path / "saved")
+    saved = tmp_path / "saved" / "artifacts" / "sum" / "summary"
+    assert (saved / "ids.txt").read_text() == "0 1 2 3"
+    assert (
+        "- `artifacts/sum/summary` (step `sum`)" in (tmp_path / "saved" / "distiset_configs" / "README.md").read_text()
+    )
+    assert Distiset.load_from_disk(tmp_path / "saved").artifacts_path == tmp_path / "saved" / "artifacts"
+
+
+def test_save_artifact_outside_a_run_only_warns_and_refuses_unsafe_names(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Pipeline(name="artifacts"):
+        step = Summarize(name="sum")
+    step.save_artifact("summary", lambda folder: (folder / "x").write_text("x"))
+    assert "Step 'sum': no artifacts directory (not in a run); artifact 'summary' not saved." in caplog.text
+
+    step.set_artifacts_directory(tmp_path / "sum")
+    with pytest.raises(ValueError, match=r"Step 'sum': artifact name '\.\./up' is not a safe folder name"):
+        step.save_artifact("../up", lambda folder: None)
+    assert not list(tmp_path.iterdir())

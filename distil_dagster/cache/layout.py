@@ -11,6 +11,7 @@ data/<leaf>/00001.parquet ...      leaf outputs, file number = seq_no + 1 of its
 steps/<step>/<writer>-001.seg ...  intermediate outputs of non-leaf steps, appended per writer
                                    (the journal counts each batch by file, offset and size)
 arrow/<leaf>.<fingerprint>.arrow   a leaf's rows in one file, memory-mapped by Distisets and assets
+artifacts/<step>/<name>/           what steps saved with ``save_artifact`` (plus its metadata.json)
 ```
 """
 
@@ -72,6 +73,10 @@ class CacheLayout:
     def arrow_dir(self) -> Path:
         return self.root / "arrow"
 
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
     def leaf_file(self, step: str, seq_no: int, attempt: int = 0) -> Path:
         """The Parquet file of output batch ``seq_no`` of leaf ``step`` (and of the batches
         written with it)."""
@@ -107,7 +112,7 @@ class CacheLayout:
 
     def clear_outputs(self) -> None:
         """Remove every output and state file (``use_cache=False``); keeps the lock and the log."""
-        for path in (self.data_dir, self.steps_dir, self.steps_snapshot_dir, self.arrow_dir):
+        for path in (self.data_dir, self.steps_dir, self.steps_snapshot_dir, self.arrow_dir, self.artifacts_dir):
             shutil.rmtree(path, ignore_errors=True)
         for path in (self.journal, self.snapshot):
             path.unlink(missing_ok=True)

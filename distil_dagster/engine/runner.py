@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from distil_dagster.cache.atomic import atomic_write_bytes
+from distil_dagster.cache.atomic import atomic_write_bytes, make_private_dirs
 from distil_dagster.cache.batch_store import leaf_parts
 from distil_dagster.cache.committer import BatchCommitter
 from distil_dagster.cache.journal import BatchRecord, CommitJournal, is_complete
@@ -475,6 +475,9 @@ def _execute(
             "Removed %d batch file(s) (or segment tails) written but never committed; they are recomputed.", removed
         )
     atomic_write_bytes(layout.pipeline_yaml, dump_yaml(pipeline).encode("utf-8"), config.fsync)
+    make_private_dirs(layout.artifacts_dir)
+    for name in dag.names:  # before the steps are shipped to their workers
+        dag.step(name).set_artifacts_directory(layout.artifacts_dir / name)
     if listener is not None:
         listener.on_start(steps, {n: list(committed.get(n, {}).values()) for n in steps})
     committer = BatchCommitter(

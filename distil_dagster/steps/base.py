@@ -8,9 +8,12 @@ Steps are pydantic models. Creating one inside ``with Pipeline(...):`` adds it t
 from __future__ import annotations
 
 import inspect
+import json
+import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar, Union, overload
 
 from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr
@@ -21,6 +24,8 @@ from distil_dagster.steps.typing import GeneratorStepOutput, StepColumns, StepOu
 
 if TYPE_CHECKING:
     from distil_dagster.pipeline.routing import RoutingBatchFunction
+
+_logger = logging.getLogger("distil_dagster")
 
 __all__ = ["GeneratorStep", "GlobalStep", "Step", "StepInput", "StepResources"]
 
@@ -70,6 +75,7 @@ class _Step(RuntimeParametersMixin, ABC):
     signature_exclude: ClassVar[frozenset[str]] = frozenset()
     """Fields that do not change the output (left out of the cache signature)."""
     _loaded: bool = PrivateAttr(default=False)
+    _artifacts_directory: Path | None = PrivateAttr(default=None)
 
     def model_post_init(self, __context: Any) -> None:
         if self.pipeline is None:
@@ -146,6 +152,41 @@ class _Step(RuntimeParametersMixin, ABC):
     def unload(self) -> None:
         """Release what ``load()`` took. Always runs, also after a failure."""
         self._loaded = False
+
+    # -- artifacts -------------------------------------------------------------------------------
+    @property
+    def artifacts_directory(self) -> Path | None:
+        """Where this step's artifacts go in a run (``<cache folder>/artifacts/<step>``); else ``None``."""
+        return self._artifacts_directory
+
+    def set_artifacts_directory(self, path: Path | None) -> None:
+        """Set by the engine before the step is loaded."""
+        self._artifacts_directory = path
+
+    def save_artifact(
+        self, name: str, write_function: Callable[[Path], None], metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Save an artifact (a plot, an index, a model file...) as in distilabel: ``write_function`` gets
+        the folder ``<artifacts>/<step>/<name>`` to write into; ``metadata`` goes to its ``metadata.json``.
+
+        Artifacts travel with the Distiset (``artifacts_path``, ``save_to_disk``, ``push_to_hub``).
+        Outside a run (no artifacts directory) nothing is saved and a warning is logged.
+        """
+        if self._artifacts_directory is None:
+            _logger.warning(
+                "Step '%s': no artifacts directory (not in a run); artifact '%s' not saved.", self.name, name
+            )
+            return
+        from distil_dagster.pipeline.dag import unsafe_name_reason
+
+        reason = unsafe_name_reason(name)
+        if reason:
+            raise ValueError(f"Step '{self.name}': artifact name {name!r} is not a safe folder name: {reason}.")
+        folder = self._artifacts_directory / name
+        for path in (self._artifacts_directory, folder):
+            path.mkdir(mode=0o700, exist_ok=True)
+        write_function(folder)
+        (folder / "metadata.json").write_text(json.dumps(metadata or {}, indent=2, default=str), encoding="utf-8")
 
     # -- connections ---------------------------------------------------------------------------
     def connect(self, *steps: _Step, routing_batch_function: RoutingBatchFunction | None = None) -> None:

@@ -14,14 +14,26 @@ from pathlib import Path
 
 from distil_dagster.errors import DistisetError
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import LoadDataFromDicts, StepInput, step
+from distil_dagster.steps import LoadDataFromDicts, Step, StepInput, step
 from distil_dagster.steps.typing import StepOutput
 
 
-@step(inputs=["id"], outputs=["square"])
-def Square(inputs: StepInput) -> StepOutput:
-    """``square = id * id``."""
-    yield [{**row, "square": row["id"] ** 2} for row in inputs]
+class Square(Step):
+    """``square = id * id``; saves the artifact ``squares`` (``last.txt``: the last square)."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["square"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        rows = [{**row, "square": row["id"] ** 2} for row in inputs]
+        last = str(rows[-1]["square"])
+        self.save_artifact("squares", lambda folder: (folder / "last.txt").write_text(last), {"rows": len(rows)})
+        yield rows
 
 
 @step(inputs=["id"], outputs=["words"])

@@ -50,6 +50,11 @@ def test_push_to_hub_sends_each_config_then_card_and_pipeline_files_in_one_commi
     assert files["pipeline.yaml"] == (signature_folder / "pipeline.yaml").read_bytes()
     assert files["pipeline.log"] == (signature_folder / "pipeline.log").read_bytes()
     assert files["distiset_push_target.py"] == Path(__file__).with_name("distiset_push_target.py").read_bytes()
+    assert files["artifacts/square/squares/last.txt"] == b"16"  # one batch of the 5 rows: its last square
+    assert (
+        files["artifacts/square/squares/metadata.json"]
+        == (signature_folder / "artifacts" / "square" / "squares" / "metadata.json").read_bytes()
+    )
 
     card = files["README.md"].decode()
     header = yaml.safe_load(card.split("---")[1])
@@ -57,6 +62,7 @@ def test_push_to_hub_sends_each_config_then_card_and_pipeline_files_in_one_commi
     assert header["size_categories"] == "n<1K" and "synthetic" in header["tags"]
     assert "`gen` (LoadDataFromDicts)" in card and f'load_dataset("{REPO}", "words")' in card
     assert "... (12 items, 10 shown)" in card and "distiset_push_target.py" in card
+    assert '- `artifacts/square/squares` (step `square`): `{"rows": 5}`' in card
     config_url = f"{fake_hub.endpoint}/datasets/{REPO}/resolve/main/pipeline.yaml"
     assert f"distil-dagster pipeline run --config {config_url}" in card
     assert fake_hub.commits(REPO)[-1] == "Add the dataset card and the pipeline files"
