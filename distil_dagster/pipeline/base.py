@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from distil_dagster.engine.config import EngineConfig
     from distil_dagster.steps.base import _Step
 
-__all__ = ["Pipeline", "default_cache_dir"]
+__all__ = ["Pipeline", "RayPipeline", "default_cache_dir"]
 
 Executor = Literal["inline", "processes", "ray"]
 
@@ -209,6 +209,23 @@ class Pipeline:
             logging_handlers=logging_handlers or (),
         )
 
+    def ray(self, ray_head_node_url: str | None = None, ray_init_kwargs: dict[str, Any] | None = None) -> RayPipeline:
+        """This pipeline on Ray, as distilabel's ``pipeline.ray()``: its ``run`` uses ``executor="ray"``.
+
+        Args:
+            ray_head_node_url: the cluster (``ray://host:10001``, ``auto``); default as ``run(ray_address=None)``.
+            ray_init_kwargs: not supported: call ``ray.init(...)`` yourself before ``run()``; the
+                engine uses an initialized Ray as it is.
+        """
+        if ray_init_kwargs:
+            raise PipelineValidationError(
+                [
+                    f"Pipeline '{self.name}': ray(ray_init_kwargs=...) is not supported; call ray.init(...) with those "
+                    "arguments before run(): the engine uses an initialized Ray as it is."
+                ]
+            )
+        return RayPipeline(self, ray_head_node_url)
+
     @contextlib.contextmanager
     def _dataset_generator(self, dataset: Any, batch_size: int) -> Iterator[None]:
         """Put a generator over ``dataset`` before every root step for the duration of the block."""
@@ -273,3 +290,29 @@ class Pipeline:
         from distil_dagster.pipeline.serialization import load_pipeline
 
         return load_pipeline(data)
+
+
+class RayPipeline:
+    """What :meth:`Pipeline.ray` returns: the pipeline, whose ``run`` uses the Ray executor.
+
+    Every other attribute is the pipeline's.
+    """
+
+    def __init__(self, pipeline: Pipeline, ray_address: str | None) -> None:
+        self.pipeline = pipeline
+        self.ray_address = ray_address
+
+    def run(
+        self, parameters: dict[str, dict[str, Any]] | None = None, use_cache: bool = True, **options: Any
+    ) -> Distiset:
+        """``Pipeline.run`` with ``executor="ray"`` (and the head node given to ``ray()``)."""
+        executor = options.pop("executor", "ray")
+        if executor != "ray":
+            raise PipelineValidationError(
+                [f"Pipeline '{self.pipeline.name}'.ray().run(executor={executor!r}): a Ray pipeline runs on Ray."]
+            )
+        options.setdefault("ray_address", self.ray_address)
+        return self.pipeline.run(parameters, use_cache, executor="ray", **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipeline, name)
