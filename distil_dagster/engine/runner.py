@@ -284,8 +284,11 @@ def execute_in_stages(
     all) and their ancestors, each pass resuming from what the passes before committed; one pass
     without ``load_groups``. ``listener`` sees one run. ``options`` go to ``execute_pipeline``.
     """
+    if load_groups is None or not pipeline.dag.is_acyclic():  # a cycle: the pipeline's validation reports it
+        return execute_pipeline(pipeline, parameters, use_cache, steps=steps, listener=listener, **options)
     try:
-        selected = set(pipeline.dag.closure(steps) if steps is not None else pipeline.dag.names)
+        known = pipeline.dag.names if steps is None else [s for s in steps if s in pipeline.dag]  # the rest: below
+        selected = set(pipeline.dag.closure(known))
         stages = [
             kept for stage in load_stages(pipeline.dag, load_groups) if (kept := [s for s in stage if s in selected])
         ]
@@ -293,7 +296,7 @@ def execute_in_stages(
         if listener is not None:
             listener.on_finish(exc)
         raise
-    if len(stages) <= 1:
+    if len(stages) <= 1 or (steps is not None and len(known) < len(steps)):  # one pass; unknown steps refused
         return execute_pipeline(pipeline, parameters, use_cache, steps=steps, listener=listener, **options)
     staged = StagedListener(listener) if listener is not None else None
     for index, stage in enumerate(stages):

@@ -119,3 +119,11 @@ def test_sequential_steps_can_share_one_gpu(tmp_path: Path, monkeypatch: pytest.
     for leaf, probes in (("b", "ab"), ("c", "c")):
         for probe in probes:
             assert {r[f"devices_{probe}"] for r in rows(distiset, leaf)} == {"7"}
+
+
+def test_with_load_groups_a_cycle_is_still_reported_by_the_validation(tmp_path: Path) -> None:
+    pipeline = build(tmp_path, tmp_path / "events")
+    pipeline.add_edge("b", "a")
+
+    with pytest.raises(PipelineValidationError, match="The pipeline has a cycle"):
+        pipeline.run(executor="inline", load_groups="sequential_step_execution")
