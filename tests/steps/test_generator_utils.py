@@ -21,13 +21,12 @@ import pytest
 from datasets import Dataset, concatenate_datasets
 
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps.base import Step, StepInput
 from distil_dagster.steps.generators.data import LoadDataFromDicts
 from distil_dagster.steps.generators.in_memory import LoadDataFromDataset
 from distil_dagster.steps.generators.sampler import DataSampler
 from distil_dagster.steps.generators.utils import make_generator_step
 from distil_dagster.steps.resources import StepResources
-from distil_dagster.steps.typing import StepOutput
+from tests.engine.test_failures import CallLog
 
 ROWS = [{"id": i, "text": f"row {i}", "tags": [f"t{j}" for j in range(i % 3)]} for i in range(10)]
 KINDS: dict[str, Callable[[list[dict[str, Any]]], Any]] = {
@@ -38,25 +37,10 @@ KINDS: dict[str, Callable[[list[dict[str, Any]]], Any]] = {
 EXAMPLES = [{"question": f"q{i}", "answer": i * 10} for i in range(8)]
 
 
-class Record(Step):
-    """Passes its rows on; appends the ids of every batch to ``log_path`` (one JSON line per call)."""
-
-    log_path: str
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["id"]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        with open(self.log_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps([row["id"] for row in inputs]) + "\n")
-        yield inputs
-
-
 def loader_pipeline(cache_dir: Path, data: Any, log: Path) -> Pipeline:
-    """``make_generator_step(data)`` (4 rows a batch) >> ``Record``."""
+    """``make_generator_step(data)`` (4 rows a batch) >> ``CallLog``."""
     with Pipeline(name="made", cache_dir=cache_dir) as pipeline:
-        make_generator_step(data, batch_size=4) >> Record(name="record", log_path=str(log), input_batch_size=4)
+        make_generator_step(data, batch_size=4) >> CallLog(name="record", log_path=str(log), input_batch_size=4)
     return pipeline
 
 
