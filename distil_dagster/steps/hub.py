@@ -16,24 +16,15 @@ from pydantic import Field, SecretStr
 
 from distil_dagster.errors import DistilDagsterError, RemoteTraceback
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter, RuntimeParameter
+from distil_dagster.secrets import mask_secret
 from distil_dagster.steps.base import GlobalStep, StepInput
 from distil_dagster.steps.typing import StepOutput
 
 __all__ = ["PushToHub", "PushToHubError"]
 
-_MASK = "**********"
-
 
 class PushToHubError(DistilDagsterError, RuntimeError):
     """A ``PushToHub`` step found no Hub token, or the Hub refused the push (the token masked)."""
-
-
-def _masked_text(text: str, token: str) -> str:
-    """``text`` with ``token`` masked wherever it appears, also escaped as in a str or bytes literal."""
-    forms = {token, repr(token)[1:-1], repr(token.encode())[2:-1]}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, _MASK)
-    return text
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -109,6 +100,6 @@ class PushToHub(GlobalStep):
             f"Step '{self.name}': pushing {rows} rows to the Hub dataset '{self.repo_id}' (split '{self.split}') "
             f"failed: {type(exc).__name__}: {exc}"
         )
-        error = PushToHubError(_masked_text(message, token))
-        error.__cause__ = RemoteTraceback(_masked_text("".join(traceback.format_exception(exc)), token))
+        error = PushToHubError(mask_secret(message, token))
+        error.__cause__ = RemoteTraceback(mask_secret("".join(traceback.format_exception(exc)), token))
         return error

@@ -33,6 +33,7 @@ from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
 from distil_dagster.models.llms.base import AsyncLLM
 from distil_dagster.models.llms.http_transport import lean_transport
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
+from distil_dagster.secrets import mask_secret
 
 __all__ = ["OpenAILLM"]
 
@@ -42,7 +43,6 @@ _BASE_URL_ENV = "OPENAI_BASE_URL"
 _MAX_BACKOFF = 8.0
 _MAX_RETRY_AFTER = 60.0
 _RETRY_STATUS = frozenset({408, 409, 429})
-_MASK = "**********"
 _CONNECTIONS_PER_CLIENT = 16
 
 
@@ -163,9 +163,7 @@ class OpenAILLM(AsyncLLM):
 
     def describe_error(self, exc: BaseException) -> str:
         text = super().describe_error(exc)
-        if self.api_key is not None and self.api_key.get_secret_value():
-            text = text.replace(self.api_key.get_secret_value(), _MASK)
-        return text
+        return mask_secret(text, self.api_key.get_secret_value()) if self.api_key is not None else text
 
     def response_format(self) -> dict[str, Any] | None:
         """``response_format`` of the requests, from ``structured_output`` (a JSON schema)."""
