@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import yaml
 from datasets import Dataset, DatasetDict, load_from_disk
 
 from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_run
@@ -170,6 +169,7 @@ class Distiset(dict[str, DatasetDict]):
             **kwargs: passed to ``DatasetDict.push_to_hub`` (``max_shard_size``, ``commit_message``, ...).
         """
         from huggingface_hub import CommitOperationAdd, HfApi, get_token
+        from huggingface_hub.repocard import metadata_load
         from huggingface_hub.utils import EntryNotFoundError
 
         token = token or get_token()
@@ -198,7 +198,7 @@ class Distiset(dict[str, DatasetDict]):
         if generate_card:
             try:
                 readme = api.hf_hub_download(repo_id, "README.md", repo_type="dataset")
-                metadata = _front_matter(Path(readme).read_text(encoding="utf-8"))
+                metadata = metadata_load(readme) or {}
             except EntryNotFoundError:
                 metadata = {}
             config_url = f"{api.endpoint}/datasets/{repo_id}/resolve/main/pipeline.yaml"
@@ -243,20 +243,6 @@ def _artifacts(folder: Path | None) -> dict[str, list[tuple[str, dict[str, Any]]
                 metadata = {}
             found.setdefault(parts[0], []).append((parts[1], metadata if isinstance(metadata, dict) else {}))
     return found
-
-
-def _front_matter(text: str) -> dict[str, Any]:
-    """The YAML metadata block at the top of a card (``{}`` when there is none or it is not a mapping)."""
-    if not text.startswith("---"):
-        return {}
-    end = text.find("\n---", 3)
-    if end < 0:
-        return {}
-    try:
-        data = yaml.safe_load(text[3:end])
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[LeafPart]]:
