@@ -1,6 +1,7 @@
 """The ``distil-dagster`` command: run or describe a pipeline, inspect and clean the cache.
 
-distil-dagster pipeline run --config pipeline.yaml [--param step.name=value ...] [--no-cache]
+distil-dagster pipeline run (--config pipeline.yaml | --script pipeline.py) [--param step.name=value ...]
+    [--ignore-cache] [--executor processes|inline|ray] [--repo-id ORG/NAME [--private] [--token T]]
 distil-dagster pipeline info --config pipeline.yaml
 distil-dagster cache list [--cache-dir DIR] [--pipeline NAME]
 distil-dagster cache clean [--pipeline NAME] [--signature SIG] [--older-than DAYS] [--all] [--yes]
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,12 +46,39 @@ def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    pipeline = Pipeline.from_yaml(args.config)
-    if args.cache_dir:
-        pipeline.cache_dir = Path(args.cache_dir)
-    distiset = pipeline.run(parameters=_parse_params(args.param), use_cache=not args.no_cache)
+    if (args.config is None) == (args.script is None):
+        raise DistilDagsterError("pipeline run: give either --config or --script.")
+    parameters = _parse_params(args.param)
+    with tempfile.TemporaryDirectory(prefix="distil-dagster-script-") as download_dir:
+        pipeline = Pipeline.from_yaml(args.config) if args.config else _script_pipeline(args, Path(download_dir))
+        if args.cache_dir:
+            pipeline.cache_dir = Path(args.cache_dir)
+        distiset = pipeline.run(
+            parameters=parameters, use_cache=not args.no_cache, executor=args.executor, ray_address=args.ray_address
+        )
     print(distiset)
+    if args.repo_id:
+        distiset.push_to_hub(args.repo_id, private=args.private, token=args.token, commit_message=args.commit_message)
+        print(f"Pushed to the Hub dataset {args.repo_id}.")
     return 0
+
+
+def _script_pipeline(args: argparse.Namespace, download_dir: Path) -> Pipeline:
+    from distil_dagster.pipeline.remote import is_url
+    from distil_dagster.pipeline.script import load_script
+
+    if is_url(args.script) and not args.yes and not _confirmed(f"Run the Python script at {args.script}?"):
+        raise DistilDagsterError(
+            f"--script {args.script}: running a script from a URL runs its code here; confirm it on a "
+            "terminal or pass --yes."
+        )
+    return load_script(args.script, args.pipeline_variable_name, download_dir)
+
+
+def _confirmed(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -124,12 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = commands.add_parser("pipeline", help="run or describe a pipeline.yaml")
     actions = pipeline.add_subparsers(dest="action", required=True)
     run = actions.add_parser("run", help="run a pipeline (resuming from its cache)")
-    run.add_argument("--config", required=True, help="path or http(s) URL of a pipeline.yaml")
+    run.add_argument("--config", help="path or http(s) URL of a pipeline.yaml")
+    run.add_argument("--script", help="path or http(s) URL of a Python script that builds the pipeline")
     run.add_argument(
-        "--param", action="append", default=[], help="runtime parameter step.name=value (value: JSON, else a string)"
+        "--pipeline-variable-name",
+        default="pipeline",
+        help="with --script: the script's variable holding the pipeline (default: pipeline)",
+    )
+    run.add_argument("--yes", action="store_true", help="with a --script URL: run it without asking")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        help="runtime parameter step.name=value or step.name.key=value (value: JSON, else a string)",
     )
     run.add_argument("--cache-dir", help="cache folder (default: the environment's)")
-    run.add_argument("--no-cache", action="store_true", help="start clean instead of resuming")
+    run.add_argument("--no-cache", "--ignore-cache", action="store_true", help="start clean instead of resuming")
+    run.add_argument("--executor", choices=["processes", "inline", "ray"], default="processes")
+    run.add_argument("--ray-address", help="with --executor ray: the cluster's address (default: a local Ray)")
+    run.add_argument("--repo-id", help="push the Distiset to this Hugging Face Hub dataset afterwards")
+    run.add_argument("--commit-message", help="with --repo-id: the Hub commit message")
+    run.add_argument("--private", action="store_true", help="with --repo-id: create the dataset private")
+    run.add_argument("--token", help="with --repo-id: a Hub token (default: HF_TOKEN or the saved login)")
     run.set_defaults(handler=_run)
     info = actions.add_parser("info", help="describe a pipeline")
     info.add_argument("--config", required=True, help="path or http(s) URL of a pipeline.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from distil_dagster.cli import main
+from distil_dagster.cli import build_parser, main
 from distil_dagster.distiset import create_distiset
 from distil_dagster.examples.pipelines import build_instructions_pipeline
 
@@ -102,10 +103,10 @@ class _Files(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def served(finished: Path) -> Iterator[tuple[str, list[str | None]]]:
-    """The signature folder over HTTP on 127.0.0.1: its base URL and the Authorization headers seen."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Files, directory=str(finished)))
+@contextlib.contextmanager
+def _serve(directory: Path) -> Iterator[tuple[str, list[str | None]]]:
+    """``directory`` over HTTP on 127.0.0.1: its base URL and the Authorization headers seen."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Files, directory=str(directory)))
     server.authorizations = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -115,6 +116,13 @@ def served(finished: Path) -> Iterator[tuple[str, list[str | None]]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def served(finished: Path) -> Iterator[tuple[str, list[str | None]]]:
+    """The signature folder over HTTP on 127.0.0.1: its base URL and the Authorization headers seen."""
+    with _serve(finished) as answer:
+        yield answer
 
 
 def test_pipeline_info_from_a_url_sends_the_hub_token_only_to_the_hub(
@@ -135,3 +143,104 @@ def test_pipeline_info_from_a_url_sends_the_hub_token_only_to_the_hub(
     assert authorizations == [None, "Bearer hf_cli_url_token"]
     assert main(["pipeline", "info", "--config", f"{base}/missing.yaml"]) == 2
     assert f"{base}/missing.yaml: cannot read pipeline YAML (HTTP Error 404" in capsys.readouterr().err
+
+
+_SCRIPT = """
+from pathlib import Path
+
+from distil_dagster.pipeline import Pipeline
+from distil_dagster.steps import LoadDataFromDicts, StepInput, step
+
+from script_helpers import OFFSET  # a module next to the script, as `python script.py` would find it
+
+
+@step(inputs=["id"], outputs=["shifted"])
+def Shift(inputs: StepInput):
+    for row in inputs:
+        row["shifted"] = row["id"] + OFFSET
+    yield inputs
+
+
+with Pipeline(name="from-script") as pipeline:
+    LoadDataFromDicts(name="load", data=[{"id": i} for i in range(7)], batch_size=3) >> Shift(name="shift")
+
+other = pipeline
+
+if __name__ == "__main__":
+    Path(__file__).with_name("main-block-ran").touch()
+"""
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    """A pipeline script importing a module next to it; its ``__main__`` block leaves a marker file."""
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "script_helpers.py").write_text("OFFSET = 100\n")
+    path = folder / "make_data.py"
+    path.write_text(_SCRIPT)
+    return path
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_pipeline_run_from_a_script_imports_it_without_its_main_block(
+    script: Path, tmp_path: Path, executor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    args = ["pipeline", "run", "--script", str(script), "--cache-dir", str(cache), "--executor", executor]
+    assert main(args) == 0
+
+    (folder,) = (cache / "from-script").iterdir()
+    rows = create_distiset(folder)["default"]["train"].to_list()
+    assert rows == [{"id": i, "shifted": i + 100} for i in range(7)]  # the workers imported it too
+    assert not (script.parent / "main-block-ran").exists()
+    assert "default" in capsys.readouterr().out
+
+
+def test_pipeline_run_script_errors_name_the_script(
+    script: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["pipeline", "run", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*base, "--script", str(script), "--pipeline-variable-name", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert f"{script}: the script defines no Pipeline called 'nope'" in err and "['other', 'pipeline']" in err
+
+    broken = script.with_name("broken.py")
+    broken.write_text("raise RuntimeError('no data today')\n")
+    assert main([*base, "--script", str(broken)]) == 2
+    assert f"{broken}: the script raised RuntimeError while being imported: no data today" in capsys.readouterr().err
+
+    assert main([*base, "--script", str(script.with_suffix(".txt"))]) == 2
+    assert "must be a Python file (.py)" in capsys.readouterr().err
+    assert main([*base, "--script", str(script), "--config", "pipeline.yaml"]) == 2
+    assert "give either --config or --script" in capsys.readouterr().err
+    assert main(base) == 2
+
+
+def test_pipeline_run_script_from_a_url_needs_consent_and_leaves_the_working_directory_alone(
+    script: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (script.parent / "script_helpers.py").unlink()  # a downloaded script stands alone
+    script.write_text(_SCRIPT.replace("from script_helpers import OFFSET", "OFFSET = 5"))
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    cache = tmp_path / "cache"
+    with _serve(script.parent) as (base, _):
+        url = f"{base}/{script.name}"
+        assert main(["pipeline", "run", "--script", url, "--cache-dir", str(cache), "--executor", "inline"]) == 2
+        assert "confirm it on a terminal or pass --yes" in capsys.readouterr().err  # stdin is not a terminal
+        assert not cache.exists()
+
+        args = ["pipeline", "run", "--script", url, "--yes", "--cache-dir", str(cache), "--executor", "processes"]
+        assert main(args) == 0
+        assert main(["pipeline", "run", "--script", f"{base}/missing.py", "--yes", "--cache-dir", str(cache)]) == 2
+        assert f"{base}/missing.py: cannot download the script (HTTP Error 404" in capsys.readouterr().err
+
+    (folder,) = (cache / "from-script").iterdir()
+    assert create_distiset(folder)["default"]["train"]["shifted"] == [i + 5 for i in range(7)]
+    assert list(workdir.iterdir()) == []
+
+
+def test_ignore_cache_is_distilabels_name_for_no_cache() -> None:
+    assert build_parser().parse_args(["pipeline", "run", "--config", "p.yaml", "--ignore-cache"]).no_cache

@@ -3,12 +3,15 @@
 Dagster loads ``-f definitions.py`` by path and then restores ``sys.path``; a step class defined
 there pickles by reference to a module that a fresh worker process cannot find. The parent lists
 such modules with their files (``modules_by_path``); the worker (a local process or a Ray actor)
-imports each from its file before unpickling the step (``import_by_path``).
+imports each from its file before unpickling the step (``import_by_path``), with the file's folder
+first on ``sys.path`` meanwhile, as the parent had it, so that the module's own imports of modules
+next to it resolve.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 
 __all__ = ["import_by_path", "modules_by_path"]
@@ -55,4 +58,9 @@ def import_by_path(modules: list[tuple[str, str]]) -> None:
             raise ImportError(f"cannot import module {name!r} from {path}")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
-        module_spec.loader.exec_module(module)
+        saved_path = list(sys.path)
+        sys.path.insert(0, os.path.dirname(path))
+        try:
+            module_spec.loader.exec_module(module)
+        finally:
+            sys.path[:] = saved_path

@@ -280,7 +280,8 @@ class Pipeline:
     def from_yaml(cls, path: str | os.PathLike[str]) -> Pipeline:
         """Rebuild a pipeline from a ``pipeline.yaml``: a file, or an ``http(s)://`` URL (a Hub
         dataset's ``.../resolve/main/pipeline.yaml``; ``HF_TOKEN`` is sent to the Hub only)."""
-        from distil_dagster.pipeline.serialization import is_url, load_yaml
+        from distil_dagster.pipeline.remote import is_url
+        from distil_dagster.pipeline.serialization import load_yaml
 
         return load_yaml(path if isinstance(path, str) and is_url(path) else Path(path))
 

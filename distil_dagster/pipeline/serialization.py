@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import http.client
 import inspect
-import os
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +18,7 @@ import yaml
 
 from distil_dagster import __version__
 from distil_dagster.errors import PipelineValidationError
+from distil_dagster.pipeline.remote import fetch_text, is_url
 from distil_dagster.pipeline.routing import RoutingBatchFunction
 from distil_dagster.pipeline.signature import canonical
 from distil_dagster.type_info import TypeInfoError, resolve_type_info
@@ -250,40 +248,12 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     return pipeline
 
 
-#: The most a ``pipeline.yaml`` fetched from a URL may hold.
-_MAX_URL_BYTES = 16 * 1024 * 1024
-
-
-def _hub_token(url: str) -> str | None:
-    """``HF_TOKEN`` for a URL on the Hugging Face Hub (``HF_ENDPOINT``'s host), never for another host."""
-    hub = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").netloc
-    return os.environ.get("HF_TOKEN") if urllib.parse.urlsplit(url).netloc == hub else None
-
-
-def _fetch(url: str, timeout: float = 60.0) -> str:
-    """The text at ``url`` (``http``/``https``), at most ``_MAX_URL_BYTES``."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"distil_dagster/{__version__}"})
-    token = _hub_token(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as answer:
-        body = answer.read(_MAX_URL_BYTES + 1)
-    if len(body) > _MAX_URL_BYTES:
-        raise ValueError(f"larger than {_MAX_URL_BYTES // (1024 * 1024)} MB")
-    return body.decode("utf-8")
-
-
-def is_url(path: str | Path) -> bool:
-    """Whether ``path`` is an ``http(s)://`` URL rather than a file."""
-    return isinstance(path, str) and path.startswith(("http://", "https://"))
-
-
 def load_yaml(path: str | Path) -> Pipeline:
     """Read ``pipeline.yaml`` (a file, or an ``http(s)://`` URL such as a Hub dataset's) safely and
     rebuild the pipeline."""
     source = str(path)
     try:
-        text = _fetch(source) if is_url(path) else Path(path).read_text(encoding="utf-8")
+        text = fetch_text(source) if is_url(path) else Path(path).read_text(encoding="utf-8")
         data = yaml.safe_load(text)
     except (OSError, http.client.HTTPException, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         raise PipelineValidationError([f"{source}: cannot read pipeline YAML ({exc})."]) from exc
