@@ -78,6 +78,12 @@ def step(
                 continue
             if param.default is inspect.Parameter.empty and param.kind is param.POSITIONAL_ONLY:
                 continue
+            if hasattr(_BASES[step_type], name):
+                raise ValueError(
+                    f"@step function {func.__name__!r}: parameter {name!r} would become a runtime parameter "
+                    f"hiding the step's own {name!r}; annotate the rows parameter `{name}: StepInput`, or "
+                    "rename the parameter."
+                )
             annotation = hints.get(name, Any)
             if not _is_runtime_annotation(annotation):
                 annotation = RuntimeParameter[annotation]  # type: ignore[misc,valid-type]  # alias applied at runtime

@@ -126,6 +126,14 @@ def test_decorated_step_is_a_step_class_named_after_the_function() -> None:
     assert instance.is_normal and not instance.is_global and not instance.is_generator
 
 
+def test_decorated_function_whose_rows_parameter_lacks_step_input_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="@step function 'Shift': parameter 'inputs' would become a runtime"):
+
+        @step(inputs=["id"], outputs=["x"])
+        def Shift(inputs):  # type: ignore[no-untyped-def]  # the annotation is what is missing
+            yield inputs
+
+
 def test_runtime_parameters_info_of_a_decorated_step() -> None:
     assert Scale(name="scale").get_runtime_parameters_info() == [
         RESOURCES_INFO,
