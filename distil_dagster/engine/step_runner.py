@@ -36,7 +36,7 @@ def call_step(step: Step, batch: Batch, retries: int, logger: logging.Logger) ->
     while True:
         attempts += 1
         try:
-            rows = step.process_applying_mappings(*batch.data)
+            rows = step.process_batch(*batch.data)
             _check_rows(step, rows)
             return StepCallResult(rows=rows, failed_rows=step.failed_rows(rows), attempts=attempts)
         except Exception as exc:

@@ -90,8 +90,11 @@ class Pipeline:
 
     # -- building (called by steps) -------------------------------------------------------------
     def next_step_index(self, prefix: str) -> int:
-        """The index naming the next unnamed step of a class: ``<class_snake>_<index>``."""
+        """The index naming the next unnamed step of a class: ``<class_snake>_<index>``, the first
+        not taken by a step already in the pipeline (as distilabel), named by the user or not."""
         index = self._name_counts.get(prefix, 0)
+        while f"{prefix}_{index}" in self.dag:
+            index += 1
         self._name_counts[prefix] = index + 1
         return index
 

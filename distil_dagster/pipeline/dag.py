@@ -180,8 +180,9 @@ class DAG:
         import networkx as nx
 
         if not nx.is_directed_acyclic_graph(self.graph):
-            cycle = " -> ".join(u for u, _ in nx.find_cycle(self.graph))
-            problems.append(f"The pipeline has a cycle: {cycle}; connect steps so data flows one way.")
+            if not self.duplicate_names:  # connections of same-named steps look like a cycle
+                cycle = " -> ".join(u for u, _ in nx.find_cycle(self.graph))
+                problems.append(f"The pipeline has a cycle: {cycle}; connect steps so data flows one way.")
             return problems
         problems.extend(self._validate_kinds())
         problems.extend(self._validate_columns())

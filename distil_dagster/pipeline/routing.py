@@ -10,7 +10,7 @@ import hashlib
 import inspect
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from distil_dagster.steps.base import StepT, _Step
@@ -27,11 +27,19 @@ class RoutingBatchFunction:
         func: the user function; it may accept an ``rng`` keyword (a seeded ``random.Random``).
         factory: ``(module, name, kwargs)`` of the factory that built it, for YAML; ``None`` when
             the function itself is importable as ``module.name``.
+        description: what the routing does (distilabel's ``description``); default: the
+            function's docstring.
     """
 
-    def __init__(self, func: RoutingFunc, factory: tuple[str, str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        func: RoutingFunc,
+        factory: tuple[str, str, dict[str, Any]] | None = None,
+        description: str | None = None,
+    ) -> None:
         self.func = func
         self.factory = factory
+        self.description = description if description is not None else inspect.getdoc(func)
         self.step: _Step | None = None
         self._takes_rng = "rng" in inspect.signature(func).parameters
 
@@ -82,9 +90,27 @@ def _derive_seed(seed: int, upstream: str, seq_no: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def routing_batch_function(func: RoutingFunc) -> RoutingBatchFunction:
-    """Decorate ``func(steps: list[str]) -> list[str]`` to use it as ``step >> func >> [...]``."""
-    return RoutingBatchFunction(func)
+@overload
+def routing_batch_function(func: RoutingFunc) -> RoutingBatchFunction: ...
+@overload
+def routing_batch_function(
+    func: None = None, *, description: str | None = None
+) -> Callable[[RoutingFunc], RoutingBatchFunction]: ...
+def routing_batch_function(
+    func: RoutingFunc | None = None, *, description: str | None = None
+) -> RoutingBatchFunction | Callable[[RoutingFunc], RoutingBatchFunction]:
+    """Decorate ``func(steps: list[str]) -> list[str]`` to use it as ``step >> func >> [...]``.
+
+    Both forms work: ``@routing_batch_function()`` / ``@routing_batch_function(description=...)``
+    (distilabel 1.5's) and the bare ``@routing_batch_function``.
+    """
+    if func is not None:
+        return RoutingBatchFunction(func, description=description)
+
+    def decorator(function: RoutingFunc) -> RoutingBatchFunction:
+        return RoutingBatchFunction(function, description=description)
+
+    return decorator
 
 
 def sample_n_steps(n: int) -> RoutingBatchFunction:

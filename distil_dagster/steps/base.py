@@ -2,7 +2,7 @@
 
 Steps are pydantic models. Creating one inside ``with Pipeline(...):`` adds it to that pipeline;
 ``a >> b`` connects steps. Steps know nothing about the engine or the cache: the engine calls
-``load()``, then ``process_applying_mappings(*inputs)`` per batch, then ``unload()``.
+``load()``, then ``process_batch(*inputs)`` per batch, then ``unload()``.
 """
 
 from __future__ import annotations
@@ -290,14 +290,25 @@ class Step(_Step):
     def process(self, *inputs: StepInput) -> StepOutput:
         """Process the rows of one batch (one list per predecessor) and yield the output rows."""
 
-    def process_applying_mappings(self, *inputs: Rows) -> Rows:
-        """Apply mappings, call ``process`` and return the first list of rows it yields."""
-        if self.input_mappings:
-            mapped, overridden = self._map_inputs(inputs)
-        else:
-            mapped, overridden = inputs, []
+    def process_batch(self, *inputs: Rows) -> Rows:
+        """One batch as the engine runs it: mappings applied around ``process``, whose first
+        yielded list of rows is the output (as distilabel's engine)."""
+        mapped, overridden = self._map_inputs(inputs) if self.input_mappings else (inputs, [])
+        rows = _first_output(self, self.process(*mapped, **self._runtime_kwargs()))
+        return self._mapped_output(rows, overridden)
+
+    def process_applying_mappings(self, *inputs: Rows) -> Iterator[Rows]:
+        """distilabel's entry point for calling a step by hand (e.g. in a unit test):
+        ``next(step.process_applying_mappings(rows))``; yields every list of rows ``process``
+        yields, mappings applied."""
+        mapped, overridden = self._map_inputs(inputs) if self.input_mappings else (inputs, [])
         result = self.process(*mapped, **self._runtime_kwargs())
-        rows = _first_output(self, result)
+        if result is None:
+            raise TypeError(f"Step '{self.name}': process() returned None; it must yield a list of rows.")
+        for rows in [result] if isinstance(result, list) else result:
+            yield self._mapped_output(rows, overridden)
+
+    def _mapped_output(self, rows: Rows, overridden: list[list[dict[str, Any]]]) -> Rows:
         if not self.input_mappings and not self.output_mappings:
             return rows
         return self._map_outputs(rows, overridden[0] if len(overridden) == 1 else None)

@@ -172,7 +172,7 @@ def test_embedding_generation_writes_vectors_and_keeps_missing_texts_empty(
     step = EmbeddingGeneration(embeddings=minilm, input_mappings={"text": "generation"})
     rows = [{"generation": "hello world"}, {"generation": None}]
 
-    result = step.process_applying_mappings(rows)
+    result = next(step.process_applying_mappings(rows))
 
     assert len(result[0]["embedding"]) == 384 and result[1]["embedding"] is None
     assert result[0]["generation"] == "hello world" and result[0]["model_name"] == minilm.model_name

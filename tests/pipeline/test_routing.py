@@ -37,6 +37,12 @@ def first_two(steps: list[str]) -> list[str]:
     return steps[:2]
 
 
+@routing_batch_function(description="the last two branches")  # distilabel 1.5's form: a decorator factory
+def last_two(steps: list[str]) -> list[str]:
+    """Not the description: the argument wins."""
+    return steps[-2:]
+
+
 def build(cache_dir: Path, seed: int = 0, rows_count: int = 12) -> Pipeline:
     with Pipeline(name="routing", cache_dir=cache_dir, seed=seed) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(rows_count)], batch_size=4)
@@ -183,3 +189,23 @@ def test_convergence_step_over_a_subset_of_the_routed_branches(tmp_path: Path, r
         assert row["grouped_generation"] == expected and expected, row
     c_ids = {r["id"] for r in leaf_c}
     assert all((len(r["grouped_generation"]) == 1) == (r["id"] in c_ids) for r in grouped)
+
+
+def test_routing_function_from_the_decorator_factory_routes_and_keeps_its_description(tmp_path: Path, rows) -> None:
+    with Pipeline(name="last-two", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(4)], batch_size=2)
+        branches = [Generate(name=name, input_batch_size=2) for name in BRANCHES]
+        gen >> last_two >> branches >> GroupColumns(name="group", columns=["generation"], input_batch_size=1)
+
+    result = rows(pipeline.run(executor="inline"))
+
+    assert [r["grouped_generation"] for r in result] == [[f"llm_b-{i}", f"llm_c-{i}"] for i in range(4)]
+    assert last_two.description == "the last two branches"
+    assert first_two.description is None and sample_n_steps(2).description is None
+    assert Pipeline.from_yaml(_dumped(pipeline, tmp_path)).signature == pipeline.signature
+
+
+def _dumped(pipeline: Pipeline, folder: Path) -> Path:
+    path = folder / "pipeline.yaml"
+    pipeline.save(path)
+    return path

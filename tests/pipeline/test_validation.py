@@ -105,6 +105,16 @@ def test_duplicate_step_names_are_refused(tmp_path: Path) -> None:
     _refused(pipeline, cache_dir, r"Step name 'same' is used by more than one step")
 
 
+def test_duplicate_names_of_connected_steps_are_not_reported_as_a_cycle(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    with Pipeline(name="duplicates-connected", cache_dir=cache_dir) as pipeline:
+        _gen() >> PassThrough(name="same") >> PassThrough(name="same")
+
+    with pytest.raises(PipelineValidationError) as caught:
+        pipeline.run(executor="inline")
+    assert caught.value.problems == ["Step name 'same' is used by more than one step; step names must be unique."]
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", "with space"])
 def test_unsafe_step_names_are_refused(tmp_path: Path, name: str) -> None:
     cache_dir = tmp_path / "cache"

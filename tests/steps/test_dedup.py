@@ -15,7 +15,7 @@ from distil_dagster.steps.filtering.embedding_dedup import KEEP_COLUMN, near_dup
 
 
 def run_step(step: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return step.process_applying_mappings([dict(r) for r in rows])
+    return next(step.process_applying_mappings([dict(r) for r in rows]))
 
 
 def unit(*values: float) -> list[float]:

@@ -53,7 +53,7 @@ def assistant(content: Any) -> dict[str, Any]:
 
 def run_step(step: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     step.load()
-    return step.process_applying_mappings([dict(r) for r in rows])
+    return next(step.process_applying_mappings([dict(r) for r in rows]))
 
 
 # -- declared columns ----------------------------------------------------------------------------

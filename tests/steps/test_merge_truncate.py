@@ -25,7 +25,7 @@ LONG = "This is a sample text that is longer than 10 characters"
 def run_step(step: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     step.load()
     try:
-        return step.process_applying_mappings([dict(r) for r in rows])
+        return next(step.process_applying_mappings([dict(r) for r in rows]))
     finally:
         step.unload()
 
@@ -117,7 +117,7 @@ def test_truncate_with_a_tokenizer_needs_load() -> None:
     step = TruncateTextColumn(name="cut", tokenizer="some/tokenizer", max_length=3)
 
     with pytest.raises(RuntimeError, match=r"Step 'cut': call load\(\) before process\(\)"):
-        step.process_applying_mappings([{"text": "abc"}])
+        next(step.process_applying_mappings([{"text": "abc"}]))
 
 
 def test_truncate_by_tokens(minilm_tokenizer: str) -> None:

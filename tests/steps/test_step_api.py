@@ -197,6 +197,26 @@ def test_steps_get_unique_default_names_and_join_the_open_pipeline() -> None:
     assert pipeline.dag.names == [gen.name, first.name, second.name]
 
 
+def test_default_names_skip_names_the_user_took() -> None:
+    with Pipeline(name="taken") as pipeline:
+        gen = LoadDataFromDicts(name="scale_0", data=[{"id": 1}])
+        first, second = Scale(), Scale(name="scale_2")
+        third = Scale()
+
+    assert (gen.name, first.name, second.name, third.name) == ("scale_0", "scale_1", "scale_2", "scale_3")
+    assert pipeline.dag.duplicate_names == []
+
+
+def test_process_applying_mappings_called_by_hand_yields_mapped_rows_as_in_distilabel() -> None:
+    length = Length(name="length", input_mappings={"instruction": "prompt"}, output_mappings={"length": "size"})
+    twice = YieldsTwice(name="twice")
+
+    batches = length.process_applying_mappings([{"prompt": "abc"}, {"prompt": "a"}])
+
+    assert next(batches) == [{"prompt": "abc", "size": 3}, {"prompt": "a", "size": 1}]
+    assert list(twice.process_applying_mappings([{"id": 0}])) == [[{"id": 0}], [{"id": -1}]]
+
+
 def test_decorated_generator_and_global_steps_run(tmp_path: Path, rows) -> None:
     with Pipeline(name="decorated", cache_dir=tmp_path, seed=0) as pipeline:
         Countdown(name="countdown") >> CountAll(name="count")
