@@ -138,19 +138,21 @@ class Pipeline:
     def run(
         self,
         parameters: dict[str, dict[str, Any]] | None = None,
+        load_groups: LoadGroups | None = None,
         use_cache: bool = True,
+        storage_parameters: dict[str, Any] | None = None,
+        use_fs_to_pass_data: bool = False,
+        dataset: Any = None,
+        dataset_batch_size: int = 50,
+        logging_handlers: Sequence[logging.Handler] | None = None,
         *,
         executor: Executor = "processes",
         config: EngineConfig | None = None,
         ray_address: str | None = None,
-        dataset: Any = None,
-        dataset_batch_size: int = 50,
-        load_groups: LoadGroups | None = None,
-        logging_handlers: Sequence[logging.Handler] | None = None,
-        use_fs_to_pass_data: bool = False,
-        storage_parameters: dict[str, Any] | None = None,
     ) -> Distiset:
         """Run the pipeline (resuming from the cache when possible) and return its Distiset.
+
+        The arguments before ``executor`` are distilabel 1.5's, in its order.
 
         Args:
             parameters: runtime parameters, ``{step_name: {parameter: value}}``.
@@ -188,7 +190,7 @@ class Pipeline:
             with self._dataset_generator(dataset, dataset_batch_size):
                 return self.run(
                     parameters,
-                    use_cache,
+                    use_cache=use_cache,
                     executor=executor,
                     config=config,
                     ray_address=ray_address,
@@ -253,11 +255,17 @@ class Pipeline:
             self.dag.remove_step(loader.name)
             self._name_counts = counts  # the same name (and signature) in the next run
 
-    def dry_run(self, parameters: dict[str, dict[str, Any]] | None = None, batch_size: int = 1) -> Distiset:
+    def dry_run(
+        self, parameters: dict[str, dict[str, Any]] | None = None, batch_size: int = 1, dataset: Any = None
+    ) -> Distiset:
         """Run one batch of ``batch_size`` rows from each generator in a throw-away cache.
 
-        The pipeline itself is not changed: a later ``run()`` produces the full dataset.
+        ``dataset``: rows for a pipeline without a generator, as in :meth:`run`. The pipeline
+        itself is not changed: a later ``run()`` produces the full dataset.
         """
+        if dataset is not None:
+            with self._dataset_generator(dataset, batch_size):
+                return self.dry_run(parameters, batch_size)
         from distil_dagster.engine.runner import run_pipeline
 
         params = copy.deepcopy(parameters or {})
@@ -273,20 +281,38 @@ class Pipeline:
 
         return dump_pipeline(self)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the pipeline as YAML to ``path``."""
-        from distil_dagster.pipeline.serialization import dump_yaml
+    def save(
+        self, path: str | os.PathLike[str], format: Literal["json", "yaml"] | None = None
+    ) -> None:  # `format`: distilabel's name
+        """Write the pipeline to ``path`` as YAML or JSON (default: JSON for a ``.json`` path, else YAML)."""
+        from distil_dagster.pipeline.serialization import dump_text, file_format
 
-        Path(path).write_text(dump_yaml(self), encoding="utf-8")
+        Path(path).write_text(dump_text(self, format or file_format(path)), encoding="utf-8")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Pipeline:
         """Rebuild a pipeline from a ``pipeline.yaml``: a file, or an ``http(s)://`` URL (a Hub
         dataset's ``.../resolve/main/pipeline.yaml``; ``HF_TOKEN`` is sent to the Hub only)."""
-        from distil_dagster.pipeline.remote import is_url
-        from distil_dagster.pipeline.serialization import load_yaml
+        return cls._from_file(path, "yaml")
 
-        return load_yaml(path if isinstance(path, str) and is_url(path) else Path(path))
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> Pipeline:
+        """Rebuild a pipeline from a JSON file (or URL) written by ``save(path, format="json")``."""
+        return cls._from_file(path, "json")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Pipeline:
+        """Rebuild a pipeline from a ``.json`` or ``.yaml``/``.yml`` file or URL, by its suffix."""
+        from distil_dagster.pipeline.serialization import file_format
+
+        return cls._from_file(path, file_format(path))
+
+    @classmethod
+    def _from_file(cls, path: str | os.PathLike[str], fmt: Literal["json", "yaml"]) -> Pipeline:
+        from distil_dagster.pipeline.remote import is_url
+        from distil_dagster.pipeline.serialization import load_file
+
+        return load_file(path if isinstance(path, str) and is_url(path) else Path(path), fmt)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pipeline:
@@ -306,17 +332,15 @@ class RayPipeline:
         self.pipeline = pipeline
         self.ray_address = ray_address
 
-    def run(
-        self, parameters: dict[str, dict[str, Any]] | None = None, use_cache: bool = True, **options: Any
-    ) -> Distiset:
-        """``Pipeline.run`` with ``executor="ray"`` (and the head node given to ``ray()``)."""
+    def run(self, *args: Any, **options: Any) -> Distiset:
+        """``Pipeline.run`` (same arguments) with ``executor="ray"`` and the head node given to ``ray()``."""
         executor = options.pop("executor", "ray")
         if executor != "ray":
             raise PipelineValidationError(
                 [f"Pipeline '{self.pipeline.name}'.ray().run(executor={executor!r}): a Ray pipeline runs on Ray."]
             )
         options.setdefault("ray_address", self.ray_address)
-        return self.pipeline.run(parameters, use_cache, executor="ray", **options)
+        return self.pipeline.run(*args, executor="ray", **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pipeline, name)

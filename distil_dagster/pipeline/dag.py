@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,56 @@ class DAG:
     @property
     def roots(self) -> list[str]:
         return [n for n in self.graph.nodes if self.graph.in_degree(n) == 0]
+
+    # -- distilabel's names for the same queries (code written against distilabel's DAG) ---------
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.graph.nodes))
+
+    @property
+    def G(self) -> Any:  # distilabel's name
+        """The ``networkx.DiGraph``: nodes are step names, each with its step under ``"step"``."""
+        return self.graph
+
+    def get_step(self, name: str) -> dict[str, Any]:
+        """The node of step ``name``: ``{"step": <the step>}`` (``dag.get_step(name)["step"]``)."""
+        if name not in self.graph:
+            raise ValueError(f"Step with name '{name}' does not exist")
+        node: dict[str, Any] = self.graph.nodes[name]
+        return node
+
+    @property
+    def root_steps(self) -> set[str]:
+        """Names of the steps without predecessors."""
+        return set(self.roots)
+
+    @property
+    def leaf_steps(self) -> set[str]:
+        """Names of the steps without successors."""
+        return set(self.leaves)
+
+    def get_step_predecessors(self, step_name: str) -> Iterator[str]:
+        """Names of the steps feeding ``step_name``."""
+        return iter(self.predecessors(step_name))
+
+    def get_step_successors(self, step_name: str) -> Iterator[str]:
+        """Names of the steps ``step_name`` feeds."""
+        return iter(self.successors(step_name))
+
+    @property
+    def trophic_levels(self) -> dict[str, float]:
+        """Each step's trophic level (``networkx.trophic_levels``: roots are 1, a step is one more
+        than the mean of its predecessors')."""
+        import networkx as nx
+
+        return {name: float(level) for name, level in nx.trophic_levels(self.graph).items()}
+
+    def iter_based_on_trophic_levels(self) -> Iterator[list[str]]:
+        """Lists of step names, one per trophic level, lowest first (steps in a list may run together)."""
+        levels: dict[float, list[str]] = {}
+        for name, level in self.trophic_levels.items():
+            levels.setdefault(level, []).append(name)
+        for level in sorted(levels):
+            yield levels[level]
 
     def routed_upstream(self, name: str) -> str | None:
         """The upstream step routing batches to ``name``, if ``name`` receives routed batches."""

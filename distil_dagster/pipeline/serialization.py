@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import http.client
 import inspect
+import json
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -26,7 +28,9 @@ from distil_dagster.type_info import TypeInfoError, resolve_type_info
 if TYPE_CHECKING:
     from distil_dagster.pipeline.base import Pipeline
 
-__all__ = ["dump_pipeline", "load_pipeline"]
+__all__ = ["dump_pipeline", "dump_text", "file_format", "load_file", "load_pipeline"]
+
+Format = Literal["yaml", "json"]
 
 
 def dump_pipeline(pipeline: Pipeline) -> dict[str, Any]:
@@ -63,6 +67,11 @@ def dump_pipeline(pipeline: Pipeline) -> dict[str, Any]:
 
 def dump_yaml(pipeline: Pipeline) -> str:
     return yaml.safe_dump(dump_pipeline(pipeline), sort_keys=False, allow_unicode=True)
+
+
+def dump_text(pipeline: Pipeline, fmt: Format) -> str:
+    """The pipeline as YAML or JSON text."""
+    return dump_yaml(pipeline) if fmt == "yaml" else json.dumps(dump_pipeline(pipeline), indent=2, ensure_ascii=False)
 
 
 # Bounds on a loaded document: deeper nesting overflows the stack of recursive code, and YAML
@@ -248,15 +257,21 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     return pipeline
 
 
-def load_yaml(path: str | Path) -> Pipeline:
-    """Read ``pipeline.yaml`` (a file, or an ``http(s)://`` URL such as a Hub dataset's) safely and
-    rebuild the pipeline."""
+def load_file(path: str | Path, fmt: Format = "yaml") -> Pipeline:
+    """Read a ``pipeline.yaml`` (or, ``fmt="json"``, a ``pipeline.json``) — a file, or an
+    ``http(s)://`` URL such as a Hub dataset's — safely and rebuild the pipeline."""
     source = str(path)
+    what = "YAML" if fmt == "yaml" else "JSON"
     try:
         text = fetch_text(source) if is_url(path) else Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
     except (OSError, http.client.HTTPException, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise PipelineValidationError([f"{source}: cannot read pipeline YAML ({exc})."]) from exc
+        raise PipelineValidationError([f"{source}: cannot read pipeline {what} ({exc})."]) from exc
     except RecursionError as exc:
-        raise PipelineValidationError([f"{source}: cannot read pipeline YAML (nested too deeply)."]) from exc
+        raise PipelineValidationError([f"{source}: cannot read pipeline {what} (nested too deeply)."]) from exc
     return load_pipeline(data, source=source)
+
+
+def file_format(path: str | os.PathLike[str]) -> Format:
+    """``"json"`` for a ``.json`` path, else ``"yaml"``."""
+    return "json" if str(path).lower().endswith(".json") else "yaml"

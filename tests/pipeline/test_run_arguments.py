@@ -87,3 +87,32 @@ def test_logging_handlers_get_the_run_log_and_fs_arguments_are_handled(tmp_path:
     assert handler not in logging.getLogger("distil_dagster").handlers
     with pytest.raises(PipelineValidationError, match="is not supported: batches travel through the cache folder"):
         pipeline.run(executor=executor, dataset=[{"text": "x"}], storage_parameters={"path": "s3://bucket"})
+
+
+def test_run_and_dry_run_take_distilabels_arguments_in_its_order() -> None:
+    import inspect
+
+    run = list(inspect.signature(Pipeline.run).parameters)
+    assert run[:9] == [
+        "self",
+        "parameters",
+        "load_groups",
+        "use_cache",
+        "storage_parameters",
+        "use_fs_to_pass_data",
+        "dataset",
+        "dataset_batch_size",
+        "logging_handlers",
+    ]
+    assert all(p.kind is p.KEYWORD_ONLY for p in list(inspect.signature(Pipeline.run).parameters.values())[9:])
+    assert list(inspect.signature(Pipeline.dry_run).parameters) == ["self", "parameters", "batch_size", "dataset"]
+
+
+def test_dry_run_with_a_dataset_gives_one_batch_and_leaves_the_pipeline_alone(tmp_path: Path, rows) -> None:
+    pipeline = build(tmp_path)
+
+    distiset = pipeline.dry_run(dataset=[{"text": t} for t in TEXTS], batch_size=2)
+
+    assert rows(distiset, "upper") == [{"text": t, "upper": t.upper()} for t in TEXTS[:2]]
+    assert pipeline.dag.names == ["upper", "length"]
+    assert not (tmp_path / "with-dataset").exists()  # a throw-away cache

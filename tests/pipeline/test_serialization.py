@@ -7,6 +7,7 @@ anything is called.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,23 @@ def test_dump_is_what_save_writes(tmp_path: Path) -> None:
 
     assert yaml.safe_load((tmp_path / "pipeline.yaml").read_text()) == pipeline.dump()
     assert Pipeline.from_dict(pipeline.dump()).signature == pipeline.signature
+
+
+def test_json_saves_and_loads_like_yaml(tmp_path: Path) -> None:
+    pipeline = _linear(tmp_path / "cache")
+    as_json, as_yaml, forced = tmp_path / "p.json", tmp_path / "p.yaml", tmp_path / "p.txt"
+
+    pipeline.save(as_json)
+    pipeline.save(as_yaml)
+    pipeline.save(forced, format="json")
+
+    assert json.loads(as_json.read_text()) == pipeline.dump() == yaml.safe_load(as_yaml.read_text())
+    assert json.loads(forced.read_text()) == pipeline.dump()
+    for loaded in (Pipeline.from_json(as_json), Pipeline.from_file(as_json), Pipeline.from_file(as_yaml)):
+        assert loaded.signature == pipeline.signature
+    as_json.write_text("{not json")
+    with pytest.raises(PipelineValidationError, match=r"p\.json: cannot read pipeline JSON"):
+        Pipeline.from_file(as_json)
 
 
 def test_routing_with_sample_n_steps_is_restored(tmp_path: Path, rows) -> None:
