@@ -6,6 +6,10 @@ identifiers (no ``__globals__``-style walks), modules of the standard library ar
 anything is imported (no step, model or routing function lives there, and importing some of them
 has side effects), and the caller checks that what it gets is the kind of class it expects
 before instantiating it.
+
+A ``pipeline.yaml`` written by distilabel names ``distilabel.*`` classes: each resolves to the
+distil_dagster class of the same name (the same module path, else a public module), or is
+refused by name when there is none.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def resolve_type_info(type_info: Any, kind: str) -> Any:
     if not _dotted(module, public=False) or not _dotted(name, public=True):
         raise TypeInfoError(f"{label} is not a module path and a public qualified name")
     assert isinstance(module, str) and isinstance(name, str)
+    if module.split(".")[0] == "distilabel":
+        return _counterpart(module, name, label, kind)
     if module.split(".")[0] in sys.stdlib_module_names:
         raise TypeInfoError(f"{label} is not a {kind} (the standard library holds none; it was not imported)")
     try:
@@ -59,3 +65,29 @@ def resolve_type_info(type_info: Any, kind: str) -> Any:
         except AttributeError as exc:
             raise TypeInfoError(f"cannot import {label} ({exc})") from exc
     return obj
+
+
+#: Where distil_dagster's counterparts of distilabel's classes are exported.
+_PUBLIC = (
+    "distil_dagster.steps",
+    "distil_dagster.steps.tasks",
+    "distil_dagster.models.llms",
+    "distil_dagster.models.embeddings",
+    "distil_dagster.pipeline",
+)
+
+
+def _counterpart(module: str, name: str, label: str, kind: str) -> Any:
+    """The distil_dagster class standing for distilabel's ``module.name`` (a ``pipeline.yaml``
+    written by distilabel): the same module path under ``distil_dagster``, else the same name in
+    one of the public modules."""
+    candidates = ["distil_dagster" + module[len("distilabel") :], *_PUBLIC]
+    for candidate in candidates:
+        try:
+            obj: Any = importlib.import_module(candidate)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            continue
+        return obj
+    raise TypeInfoError(f"{label} has no distil_dagster counterpart (no {kind} of that name)")

@@ -121,8 +121,12 @@ def _resolve(type_info: Any, kind: str, what: str, problems: list[str]) -> Any:
         return None
 
 
-def _load_steps(steps_spec: list[Any], source: str, problems: list[str]) -> None:
-    """Create the steps of ``steps_spec`` in the active pipeline; collect what is wrong."""
+def _load_steps(steps_spec: list[Any], source: str, problems: list[str], from_distilabel: bool = False) -> None:
+    """Create the steps of ``steps_spec`` in the active pipeline; collect what is wrong.
+
+    ``from_distilabel``: a document distilabel wrote; fields distil_dagster's class does not have
+    are dropped when they hold nothing (``None``, ``False``, empty), and refused by name otherwise.
+    """
     from distil_dagster.steps.base import _Step
 
     for index, entry in enumerate(steps_spec):
@@ -149,10 +153,28 @@ def _load_steps(steps_spec: list[Any], source: str, problems: list[str]) -> None
         if any(not isinstance(key, str) for key in step_data):
             problems.append(f"{what}: field names must be strings, got {sorted(map(repr, step_data))}.")
             continue
+        if from_distilabel:
+            step_data = _known_fields(cls, step_data, what, problems)
+            if step_data is None:
+                continue
         try:
             cls(**{**step_data, "name": name})
         except (TypeError, ValueError, RecursionError) as exc:
             problems.append(f"{what}: cannot be created from its fields: {exc}")
+
+
+def _known_fields(cls: type, data: dict[str, Any], what: str, problems: list[str]) -> dict[str, Any] | None:
+    """``data`` without the distilabel-only fields that hold nothing; ``None`` (and a problem) if one holds a value."""
+    fields = getattr(cls, "model_fields", {})
+    unknown = {key: value for key, value in data.items() if key not in fields and key != "name"}
+    used = sorted(key for key, value in unknown.items() if value not in (None, False, [], {}, ""))
+    if used:
+        problems.append(
+            f"{what}: distilabel's {cls.__name__} fields {used} have no distil_dagster counterpart; remove them "
+            "from the file to run it without them."
+        )
+        return None
+    return {key: value for key, value in data.items() if key not in unknown}
 
 
 def _load_connections(pipeline: Pipeline, connections: Any, source: str, problems: list[str]) -> None:
@@ -243,7 +265,7 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     pipeline = Pipeline(**_pipeline_fields(spec, source))
     problems: list[str] = []
     with pipeline:
-        _load_steps(steps_spec, source, problems)
+        _load_steps(steps_spec, source, problems, from_distilabel="distilabel" in data)
         if problems:
             raise PipelineValidationError(problems)
         _load_connections(pipeline, spec.get("connections") or [], source, problems)

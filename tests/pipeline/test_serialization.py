@@ -220,3 +220,76 @@ def test_yaml_naming_a_missing_class_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(PipelineValidationError, match=rf"cannot import '{__name__}\.DoesNotExist'"):
         Pipeline.from_yaml(path)
+
+
+def _distilabel_document(data_files: Path, extra: dict[str, object]) -> dict[str, object]:
+    """A pipeline file as distilabel 1.5.3 writes it (runtime parameter infos left out)."""
+    common = {
+        "resources": {"replicas": 1, "cpus": None},
+        "input_mappings": {},
+        "output_mappings": {},
+        "use_cache": True,
+    }
+    loader = {
+        "name": "load",
+        **common,
+        "batch_size": 1,
+        "data_files": str(data_files),
+        "revision": None,
+        "streaming": False,
+        **extra,
+        "type_info": {"module": "distilabel.steps.generators.huggingface", "name": "LoadDataFromFileSystem"},
+    }
+    keep = {
+        "name": "keep",
+        **common,
+        "input_batch_size": 50,
+        "columns": ["a"],
+        "type_info": {"module": "distilabel.steps.columns.keep", "name": "KeepColumns"},
+    }
+    return {
+        "distilabel": {"version": "1.5.3"},
+        "pipeline": {
+            "name": "written-by-distilabel",
+            "description": None,
+            "steps": [{"step": loader, "name": "load"}, {"step": keep, "name": "keep"}],
+            "connections": [{"from": "load", "to": ["keep"]}, {"from": "keep", "to": []}],
+            "routing_batch_functions": [],
+            "type_info": {"module": "distilabel.pipeline.local", "name": "Pipeline"},
+        },
+        "requirements": [],
+    }
+
+
+def test_a_pipeline_file_written_by_distilabel_runs_with_the_counterpart_classes(tmp_path: Path, rows) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n')
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(_distilabel_document(data, {})))
+
+    pipeline = Pipeline.from_yaml(path)
+    pipeline.cache_dir = tmp_path / "cache"
+
+    assert [type(pipeline.dag.step(n)).__module__ for n in pipeline.dag.names] == [
+        "distil_dagster.steps.generators.file_system",
+        "distil_dagster.steps.columns.keep",
+    ]
+    assert rows(pipeline.run(executor="inline")) == [{"a": 1}, {"a": 2}]
+
+
+def test_distilabel_classes_or_fields_without_a_counterpart_are_refused_by_name(tmp_path: Path) -> None:
+    document = _distilabel_document(tmp_path / "rows.jsonl", {"shuffle_files": True})  # a field ours lacks
+    document["pipeline"]["steps"][1]["step"]["type_info"] = {  # type: ignore[index]
+        "module": "distilabel.models.llms.vllm",
+        "name": "vLLM",
+    }
+
+    with pytest.raises(PipelineValidationError) as caught:
+        Pipeline.from_dict(document)
+
+    assert caught.value.problems == [
+        "<data>: step 'load': distilabel's LoadDataFromFileSystem fields ['shuffle_files'] have no distil_dagster "
+        "counterpart; remove them from the file to run it without them.",
+        "<data>: step 'keep': 'distilabel.models.llms.vllm.vLLM' has no distil_dagster counterpart (no step class of "
+        "that name).",
+    ]
