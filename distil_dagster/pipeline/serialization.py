@@ -153,12 +153,11 @@ def _load_steps(steps_spec: list[Any], source: str, problems: list[str], from_di
         if any(not isinstance(key, str) for key in step_data):
             problems.append(f"{what}: field names must be strings, got {sorted(map(repr, step_data))}.")
             continue
-        if from_distilabel:
-            step_data = _known_fields(cls, step_data, what, problems)
-            if step_data is None:
-                continue
+        fields = _known_fields(cls, step_data, what, problems) if from_distilabel else step_data
+        if fields is None:
+            continue
         try:
-            cls(**{**step_data, "name": name})
+            cls(**{**fields, "name": name})
         except (TypeError, ValueError, RecursionError) as exc:
             problems.append(f"{what}: cannot be created from its fields: {exc}")
 
