@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import fsspec
 import huggingface_hub
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, DatasetDict
+from pydantic import SecretStr
 
 from distil_dagster.distiset import Distiset
 from distil_dagster.pipeline import Pipeline
@@ -253,3 +255,148 @@ def test_disk_loader_runs_in_every_executor(tmp_path: Path, saved: dict[str, Pat
     assert loader.outputs == ["id", "text"]  # opens the dataset here; the worker reopens its own
 
     assert rows(pipeline.run(executor=executor)) == ROWS
+
+
+def test_storage_options_reach_the_filesystem_of_local_paths_and_file_urls(tmp_path: Path) -> None:
+    path = write(tmp_path / "data" / "rows.jsonl", ROWS, "jsonl")
+    options = {"auto_mkdir": False}  # an fsspec option of the local filesystem, harmless for reading
+
+    for data_files in (str(path), path.as_uri(), f"{(tmp_path / 'data').as_uri()}/*.jsonl"):
+        loader = in_pipeline(LoadDataFromFileSystem, tmp_path, data_files=data_files, storage_options=options)
+        assert collect(loader, offset=3)[0] == ROWS[3:], data_files
+        assert loader.outputs == ["id", "text"]
+
+
+def test_storage_options_configure_the_filesystem_of_a_url(tmp_path: Path) -> None:
+    # ``dir://`` resolves paths under the folder its options name: other options, other files.
+    write(tmp_path / "root" / "rows.parquet", ROWS, "parquet")
+    options = {"path": str(tmp_path / "root"), "target_protocol": "file"}
+
+    loader = in_pipeline(LoadDataFromFileSystem, tmp_path, data_files="dir://rows.parquet", storage_options=options)
+
+    assert collect(loader, offset=4) == (ROWS[4:], [4, 2], [False, True])
+    assert loader.files()[0].path == "dir://rows.parquet"
+    (tmp_path / "empty").mkdir()
+    elsewhere = {**options, "path": str(tmp_path / "empty")}
+    other = in_pipeline(LoadDataFromFileSystem, tmp_path, data_files="dir://rows.parquet", storage_options=elsewhere)
+    with pytest.raises(DataFilesNotFoundError, match=r"no data file found for \['dir://rows.parquet'\]"):
+        other.total_rows()
+
+
+@pytest.fixture
+def memory_folder(tmp_path: Path) -> Any:
+    """A folder of fsspec's in-memory filesystem (a filesystem other than the local one), removed after."""
+    fs = fsspec.filesystem("memory")
+    root = f"/{tmp_path.name}"
+    yield fs, root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_files_of_another_filesystem_are_globbed_resumed_and_versioned(tmp_path: Path, memory_folder: Any) -> None:
+    fs, root = memory_folder
+    fs.pipe(f"{root}/a.jsonl", "".join(json.dumps(r) + "\n" for r in ROWS[:5]).encode())
+    table = pa.Table.from_pylist(ROWS[5:])
+    with fs.open(f"{root}/b.parquet", "wb") as handle:
+        pq.write_table(table, handle, row_group_size=2)
+    with Pipeline(name="memory", cache_dir=tmp_path / "cache") as pipeline:
+        loader = LoadDataFromFileSystem(name="load", data_files=f"memory://{root}/*", batch_size=4)
+
+    assert collect(loader)[0] == ROWS and loader.outputs == ["id", "text"]
+    assert collect(loader, offset=6)[0] == ROWS[6:]
+    assert [f.path for f in loader.files()] == [f"memory://{root}/a.jsonl", f"memory://{root}/b.parquet"]
+    before = pipeline.signature
+
+    fs.pipe(f"{root}/a.jsonl", "".join(json.dumps(r) + "\n" for r in ROWS[:4]).encode())
+
+    assert pipeline.signature != before
+    assert loader.total_rows() == 9
+
+
+def test_secret_storage_options_are_used_but_never_in_the_signature_or_the_yaml(tmp_path: Path) -> None:
+    write(tmp_path / "root" / "rows.jsonl", ROWS, "jsonl")
+    secret_root = str(tmp_path / "root")
+
+    def build(options: dict[str, Any]) -> Pipeline:
+        with Pipeline(name="secret", cache_dir=tmp_path / "cache") as pipeline:
+            LoadDataFromFileSystem(name="load", data_files="dir://rows.jsonl", storage_options=options)
+        return pipeline
+
+    pipeline = build({"path": SecretStr(secret_root), "target_protocol": "file"})
+
+    assert collect(pipeline.dag.step("load"))[0] == ROWS  # the secret is given unwrapped to the filesystem
+    dumped = json.dumps(pipeline.dump(), default=str)
+    assert secret_root not in dumped and "target_protocol" in dumped
+    other = build({"path": SecretStr(secret_root), "target_protocol": "file"})
+    assert other.signature == pipeline.signature
+
+
+def test_storage_options_split_and_config_in_the_signature(tmp_path: Path) -> None:
+    path = write(tmp_path / "data.jsonl", ROWS, "jsonl")
+
+    def signature(**kwargs: Any) -> str:
+        with Pipeline(name="sig", cache_dir=tmp_path / "cache") as pipeline:
+            LoadDataFromFileSystem(name="load", data_files=str(path), **kwargs)
+        return pipeline.signature
+
+    plain = signature()
+    assert signature(storage_options={"auto_mkdir": True}) != plain
+    assert signature(split="train[:5]") != plain
+    assert signature(split="train") == plain
+    assert signature(config="default") == plain  # the only configuration: the same rows
+    assert signature(storage_options={"token": SecretStr("a")}) == signature(storage_options={"token": SecretStr("b")})
+
+
+@pytest.mark.parametrize(
+    ("split", "expected"),
+    [
+        ("train", ROWS),
+        ("train[:3]", ROWS[:3]),
+        ("train[4:8]", ROWS[4:8]),
+        ("train[-2:]", ROWS[-2:]),
+        ("train[50%:]", ROWS[5:]),
+        ("train[:2]+train[7:]", ROWS[:2] + ROWS[7:]),
+    ],
+)
+def test_split_selects_rows_as_a_datasets_split_slice(tmp_path: Path, split: str, expected: list[Any]) -> None:
+    write(tmp_path / "data" / "a.jsonl", ROWS[:5], "jsonl")
+    write(tmp_path / "data" / "b.parquet", ROWS[5:], "parquet")
+    loader = in_pipeline(LoadDataFromFileSystem, tmp_path, data_files=str(tmp_path / "data"), split=split)
+
+    rows, _, lasts = collect(loader)
+
+    assert rows == expected and lasts[-1] is True and not any(lasts[:-1])
+    assert loader.total_rows() == len(expected)
+    assert collect(loader, offset=1)[0] == expected[1:]  # resumed inside the selection
+
+
+def test_split_slice_then_num_examples(tmp_path: Path) -> None:
+    path = write(tmp_path / "data.csv", ROWS, "csv")
+    loader = in_pipeline(LoadDataFromFileSystem, tmp_path, data_files=str(path), split="train[3:]", num_examples=4)
+
+    assert collect(loader) == (ROWS[3:7], [4], [True])
+
+
+def test_other_splits_and_configs_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"split 'test': the files make one split, 'train'.*Unknown split"):
+        in_pipeline(LoadDataFromFileSystem, tmp_path, data_files="x.jsonl", split="test")
+    with pytest.raises(ValueError, match=r"split 'train\[': the files make one split"):
+        in_pipeline(LoadDataFromFileSystem, tmp_path, data_files="x.jsonl", split="train[")
+    with pytest.raises(ValueError, match=r"config 'other': the files make one configuration, 'default'"):
+        in_pipeline(LoadDataFromFileSystem, tmp_path, data_files="x.jsonl", config="other")
+    loader = in_pipeline(LoadDataFromFileSystem, tmp_path, data_files="x.jsonl", config="default")
+    with pytest.raises(ValueError, match=r"split 'validation'"):
+        loader.split = "validation"  # a runtime parameter set when the pipeline runs is checked too
+    assert {"split", "config"} <= set(loader.runtime_parameters_names)
+
+
+def test_file_urls_split_and_storage_options_run_in_every_executor(tmp_path: Path, executor: str, rows) -> None:
+    path = write(tmp_path / "data.parquet", ROWS, "parquet")
+    with Pipeline(name="fs-run", cache_dir=tmp_path / "cache") as pipeline:
+        LoadDataFromFileSystem(
+            name="load", data_files=path.as_uri(), storage_options={"auto_mkdir": False}, batch_size=3
+        )
+
+    result = rows(pipeline.run(executor=executor, parameters={"load": {"split": "train[2:9]"}}))
+
+    assert result == ROWS[2:9]

@@ -1,4 +1,7 @@
-"""``GroupColumns`` and ``CombineOutputs``: merge the rows of several predecessors by position."""
+"""``GroupColumns`` and ``CombineOutputs``: merge the rows of several predecessors by position.
+
+Both merge the ``distilabel_metadata`` of the rows they combine with :func:`merge_distilabel_metadata`.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +12,64 @@ from pydantic import model_validator
 from distil_dagster.steps.base import Step, StepInput
 from distil_dagster.steps.typing import StepOutput
 
-__all__ = ["CombineOutputs", "GroupColumns", "group_columns"]
+__all__ = ["CombineOutputs", "GroupColumns", "group_columns", "merge_distilabel_metadata"]
 
 _METADATA = "distilabel_metadata"
+
+
+def merge_distilabel_metadata(*rows: dict[str, Any]) -> dict[str, Any] | list[Any]:
+    """The ``distilabel_metadata`` of ``rows`` merged into one value.
+
+    Dictionaries are merged key by key: a key found in one row keeps its value, a key found in
+    several rows gets the list of their values, in row order. Metadata given as a list (one
+    dictionary per generation) is concatenated instead: when any row holds a list, the merged value
+    is the concatenation of the lists and the dictionaries of the other rows are left out. Rows
+    without metadata (or with ``None``) add nothing.
+    """
+    values: dict[str, list[Any]] = {}
+    lists: list[Any] | None = None
+    for row in rows:
+        metadata = row.get(_METADATA)
+        if isinstance(metadata, list):
+            lists = [*(lists or []), *metadata]
+        elif isinstance(metadata, dict):
+            for key, value in metadata.items():
+                values.setdefault(key, []).append(value)
+    if lists is not None:
+        return lists
+    return {key: found[0] if len(found) == 1 else found for key, found in values.items()}
+
+
+def _with_metadata(merged: dict[str, Any], rows: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """``merged`` with the merged metadata of ``rows`` last, if any of them has the column."""
+    if any(_METADATA in row for row in rows):
+        merged[_METADATA] = merge_distilabel_metadata(*rows)
+    return merged
 
 
 def group_columns(
     *inputs: list[dict[str, Any]], group_columns: list[str], output_group_columns: list[str]
 ) -> list[dict[str, Any]]:
-    """Merge the i-th rows of every input: ``group_columns`` become lists, other columns are kept."""
+    """Merge the i-th rows of every input: ``group_columns`` become lists, other columns are kept
+    (the last input's value wins) and ``distilabel_metadata`` is merged."""
     result = []
     for rows in zip(*inputs):
         merged: dict[str, Any] = {}
         for row in rows:
             for key, value in row.items():
-                if key not in group_columns:
+                if key not in group_columns and key != _METADATA:
                     merged[key] = value
         for column, output in zip(group_columns, output_group_columns):
             merged[output] = [row.get(column) for row in rows]
-        result.append(merged)
+        result.append(_with_metadata(merged, rows))
     return result
 
 
 class GroupColumns(Step):
     """Group ``columns`` of the rows coming from several predecessors into lists.
+
+    The other columns are kept (the last predecessor's value wins) and the ``distilabel_metadata``
+    of every predecessor is merged (see :func:`merge_distilabel_metadata`).
 
     Attributes:
         columns: the columns to group.
@@ -63,20 +100,12 @@ class GroupColumns(Step):
 
 
 class CombineOutputs(Step):
-    """Merge the i-th rows of every predecessor into one row (``distilabel_metadata`` merged too)."""
+    """Merge the i-th rows of every predecessor into one row: the last predecessor's value wins for
+    a column they share, and their ``distilabel_metadata`` is merged (see :func:`merge_distilabel_metadata`)."""
 
     def process(self, *inputs: StepInput) -> StepOutput:
         combined = []
         for rows in zip(*inputs):
-            merged: dict[str, Any] = {}
-            metadata: dict[str, Any] = {}
-            for row in rows:
-                for key, value in row.items():
-                    if key == _METADATA and isinstance(value, dict):
-                        metadata.update(value)
-                    else:
-                        merged[key] = value
-            if metadata:
-                merged[_METADATA] = metadata
-            combined.append(merged)
+            merged = {key: value for row in rows for key, value in row.items() if key != _METADATA}
+            combined.append(_with_metadata(merged, rows))
         yield combined
