@@ -46,7 +46,7 @@ EXPORTS = {
         "RuntimeParametersNames",
     ],
     "distil_dagster.distiset": ["Distiset", "create_distiset"],
-    "distil_dagster.steps.tasks": ["ChatGeneration", "Task", "TextGeneration"],
+    "distil_dagster.steps.tasks": ["ChatGeneration", "GeneratorTask", "Task", "TextGeneration"],
     "distil_dagster.models": [
         "LLM",
         "AsyncLLM",

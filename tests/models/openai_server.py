@@ -1,6 +1,7 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
-``FakeOpenAIServer`` serves ``POST /v1/chat/completions`` on a free port with plain asyncio streams
+``FakeOpenAIServer`` serves ``POST /v1/chat/completions`` (and the legacy ``POST /v1/completions``,
+whose answer echoes the prompt string) on a free port with plain asyncio streams
 (``asyncio.start_server``) in a thread running its own event loop. It speaks just enough HTTP/1.1:
 keep-alive connections, request bodies with ``Content-Length`` or chunked, answers with
 ``Content-Length``. A web framework would cost a few ms per request when many answers are due at
@@ -17,8 +18,11 @@ behaviour of a row does not depend on request order or concurrency:
 - ``#status=401``: the error message echoes the ``Authorization`` header, as careless servers do.
 
 With ``response_format={"type": "json_schema", ...}`` the answer is a JSON object following the
-schema. ``latency`` (seconds, ``asyncio.sleep``) delays every answer. The server counts requests,
-attempts per message and the most requests in flight at once; ``GET /stats`` returns the counters
+schema. With ``logprobs`` (``top_logprobs`` candidates; on ``/completions``, ``logprobs`` is that
+number) every word of an answer is a token: its own candidate has log probability -0.5, the k-th
+other candidate ``<word>~k`` has -1-k. ``echo`` on ``/completions`` puts the prompt and a space before the answer. ``latency`` (seconds, ``asyncio.sleep``) delays every answer. The server counts requests,
+attempts per message, the most requests in flight at once, and keeps the headers and body of
+every request; ``GET /stats`` returns the counters
 and the busy window (first request in to last answer out), ``POST /stats/reset`` clears them (for
 a server in another process, as in ``benchmarks/llm_concurrency.py``). Other routes answer 404.
 """
@@ -64,6 +68,7 @@ class FakeOpenAIServer:
         attempts: requests received per last user message.
         in_flight / max_in_flight: requests being served now / at most at once.
         authorizations: the distinct ``Authorization`` headers received.
+        headers / bodies: per request in arrival order, its headers (names in lower case) and body.
     """
 
     def __init__(self, latency: float = 0.0) -> None:
@@ -74,6 +79,8 @@ class FakeOpenAIServer:
         self.max_in_flight = 0
         self.authorizations: set[str] = set()
         self.response_formats: list[Any] = []
+        self.headers: list[dict[str, str]] = []
+        self.bodies: list[Any] = []
         self.first_start: float | None = None
         self.last_end: float | None = None
         self._sock: socket.socket | None = None
@@ -93,6 +100,8 @@ class FakeOpenAIServer:
         self.first_start = self.last_end = None
         self.attempts.clear()
         self.response_formats.clear()
+        self.headers.clear()
+        self.bodies.clear()
 
     def stats(self) -> dict[str, Any]:
         """Counters and the busy window in seconds (``None`` before any request)."""
@@ -173,7 +182,7 @@ class FakeOpenAIServer:
 
     async def _dispatch(self, request: _Request) -> _Response:
         route = (request.method, request.path.split("?", 1)[0])
-        if route == ("POST", "/v1/chat/completions"):
+        if route in (("POST", "/v1/chat/completions"), ("POST", "/v1/completions")):
             return await self._chat(request)
         if route == ("GET", "/stats"):
             return _json(self.stats())
@@ -195,18 +204,20 @@ class FakeOpenAIServer:
                 body = json.loads(request.body)
             except ValueError:
                 body = None
+            self.headers.append(request.headers)
+            self.bodies.append(body)
             if not isinstance(body, dict):
                 return _error(400, "the request body is not a JSON object")
             self.response_formats.append(body.get("response_format"))
-            return await self._answer(body, auth)
+            return await self._answer(body, auth, legacy=request.path.startswith("/v1/completions"))
         finally:
             self.in_flight -= 1
             self.last_end = time.perf_counter()
 
-    async def _answer(self, body: dict[str, Any], auth: str) -> _Response:
+    async def _answer(self, body: dict[str, Any], auth: str, legacy: bool = False) -> _Response:
         messages = body.get("messages") or []
         users = [m.get("content", "") for m in messages if m.get("role") == "user"]
-        text = str(users[-1]) if users else ""
+        text = str(body.get("prompt", "")) if legacy else str(users[-1]) if users else ""
         self.attempts[text] += 1
         if "#stall" in text:
             await self._stopping.wait()
@@ -220,7 +231,7 @@ class FakeOpenAIServer:
             return _error(code, f"invalid credentials: {auth}" if code == 401 else None)
         if "#malformed" in text:
             return _Response(200, b'{"id": "broken", "choices": [')
-        return _json(_completion(body, text))
+        return _json(_legacy_completion(body, text) if legacy else _completion(body, text))
 
 
 # -- HTTP/1.1 -----------------------------------------------------------------------------------
@@ -297,27 +308,93 @@ def _error(status: int, message: str | None = None) -> _Response:
     return _json({"error": error}, status)
 
 
-def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _contents(body: dict[str, Any], text: str) -> list[str]:
     n = 1 if "#ignore-n" in text else int(body.get("n") or 1)
     fmt = body.get("response_format") or {}
     if fmt.get("type") == "json_schema":
-        contents = [json.dumps(sample_for_schema(fmt["json_schema"]["schema"]))] * n
-    else:
-        contents = [f"echo: {text}" + (f" ({i})" if n > 1 else "") for i in range(n)]
-    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        return [json.dumps(sample_for_schema(fmt["json_schema"]["schema"]))] * n
+    return [f"echo: {text}" + (f" ({i})" if n > 1 else "") for i in range(n)]
+
+
+def _candidates(word: str, top: int) -> list[tuple[str, float]]:
+    """The ``top`` most likely tokens at a word's position: the word itself, then ``<word>~k``."""
+    return [(word, -0.5)] + [(f"{word}~{k}", -1.0 - k) for k in range(1, top)] if top else []
+
+
+def _usage(prompt_tokens: int, contents: list[str]) -> dict[str, int]:
     completion_tokens = sum(len(c.split()) for c in contents)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    contents = _contents(body, text)
+    top = int(body.get("top_logprobs") or 0)
+
+    def logprobs(content: str) -> dict[str, Any] | None:
+        if not body.get("logprobs"):
+            return None
+        positions = [(word, _candidates(word, top)) for word in content.split()]
+        return {
+            "content": [
+                {"token": w, "logprob": -0.5, "top_logprobs": [{"token": t, "logprob": p} for t, p in c]}
+                for w, c in positions
+            ]
+        }
+
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": 0,
         "model": body.get("model", "fake"),
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": "stop"}
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": c},
+                "finish_reason": "stop",
+                "logprobs": logprobs(c),
+            }
             for i, c in enumerate(contents)
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": _usage(prompt_tokens, contents),
+    }
+
+
+def _legacy_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """A ``/v1/completions`` answer; with ``echo`` the text starts with the prompt (whose first token
+    has no candidates, as OpenAI answers)."""
+    contents = _contents(body, text)
+    top = body.get("logprobs")
+
+    def logprobs(content: str) -> dict[str, Any] | None:
+        if top is None:
+            return None
+        words = content.split()
+        top_logprobs: list[dict[str, float] | None] = [dict(_candidates(w, int(top))) for w in words]
+        if body.get("echo"):
+            prompt = text.split()
+            words = prompt + words
+            top_logprobs = [None] + [dict(_candidates(w, int(top))) for w in prompt[1:]] + top_logprobs
+        return {"tokens": words, "token_logprobs": [-0.5] * len(words), "top_logprobs": top_logprobs}
+
+    prompt_tokens = len(text.split())
+    return {
+        "id": "cmpl-fake",
+        "object": "text_completion",
+        "created": 0,
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": i,
+                "text": f"{text} {c}" if body.get("echo") else c,
+                "finish_reason": "stop",
+                "logprobs": logprobs(c),
+            }
+            for i, c in enumerate(contents)
+        ],
+        "usage": _usage(prompt_tokens, contents),
     }

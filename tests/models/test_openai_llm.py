@@ -241,3 +241,92 @@ def test_a_pipeline_keeps_the_server_busy_across_batch_boundaries(
     assert out["generation"] == [f"echo: q{i}" for i in range(40)]
     # Processes: 3 batches of 4 rows at once, capped by the LLM's 8; inline: one batch at a time.
     assert server.max_in_flight == (8 if executor == "processes" else 4)
+
+
+def test_logprobs_come_back_per_generation_with_their_top_candidates(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "q", num_generations=2, logprobs=True, top_logprobs=2)
+    assert output["generations"] == ["echo: q (0)", "echo: q (1)"]
+    assert [body["logprobs"] for body in server.bodies] == [True]
+    assert [body["top_logprobs"] for body in server.bodies] == [2]
+
+    def top(word: str) -> list[dict[str, Any]]:
+        return [{"token": word, "logprob": -0.5}, {"token": f"{word}~1", "logprob": -2.0}]
+
+    assert output["logprobs"] == [
+        [top("echo:"), top("q"), top("(0)")],
+        [top("echo:"), top("q"), top("(1)")],
+    ]
+
+
+def test_without_logprobs_none_are_asked_for_or_returned(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "q")
+    assert "logprobs" not in output
+    assert not {"logprobs", "top_logprobs", "echo"} & set(server.bodies[0])
+
+
+def test_logprobs_of_missing_choices_are_none(server: FakeOpenAIServer) -> None:
+    [output] = generate(make_llm(server), "q #ignore-n", num_generations=2, logprobs=True, top_logprobs=1)
+    assert output["logprobs"] == [[[{"token": w, "logprob": -0.5}] for w in ("echo:", "q", "#ignore-n")], None]
+
+
+def test_a_prompt_string_goes_to_the_completions_endpoint_with_echo(server: FakeOpenAIServer) -> None:
+    llm = make_llm(server)
+    try:
+        [output] = llm.generate(["say hi"], echo=True, top_logprobs=1)  # type: ignore[list-item]  # a prompt string
+    finally:
+        llm.unload()
+    assert output["generations"] == ["say hi echo: say hi"]
+    [body] = server.bodies
+    assert body["prompt"] == "say hi" and body["echo"] is True and body["logprobs"] == 1 and "messages" not in body
+    one = [[{"token": w, "logprob": -0.5}] for w in ("hi", "echo:", "say", "hi")]
+    assert output["logprobs"] == [[[], *one]]  # the first echoed token has no candidates
+
+
+def test_default_headers_are_sent_with_every_request(server: FakeOpenAIServer) -> None:
+    outputs = generate(make_llm(server, default_headers={"X-Team": "data-1"}), "a", "b")
+    assert [o["generations"] for o in outputs] == [["echo: a"], ["echo: b"]]
+    assert [h.get("x-team") for h in server.headers] == ["data-1", "data-1"]
+
+
+def test_default_headers_stay_out_of_the_signature() -> None:
+    llm = OpenAILLM(model="m", api_key="k", default_headers={"Authorization-Extra": "secret"})
+    assert "default_headers" not in llm.signature_fields()
+
+
+def test_output_tokens_split_the_request_total_over_its_generations() -> None:
+    """The API counts completion tokens per request; each generation gets its share (the shares add
+    up to the total: summing a dataset's statistics gives the tokens used)."""
+    from distil_dagster.models.llms.openai import _to_output
+
+    choices = [{"index": i, "message": {"content": f"c{i}"}} for i in range(3)]
+    output = _to_output({"choices": choices, "usage": {"prompt_tokens": 4, "completion_tokens": 11}}, 3)
+    assert output["statistics"] == {"input_tokens": [4, 4, 4], "output_tokens": [4, 4, 3]}
+    short = _to_output({"choices": choices[:1], "usage": {"prompt_tokens": 4, "completion_tokens": 5}}, 2)
+    assert short["statistics"]["output_tokens"] == [5, 0]  # a generation the server did not return used none
+
+
+def test_generation_kwargs_are_listed_in_the_runtime_parameters_info() -> None:
+    info = OpenAILLM(model="m", api_key="k").get_runtime_parameters_info()
+    [entry] = [e for e in info if e["name"] == "generation_kwargs"]
+    assert list(entry) == ["name", "description", "keys"]
+    assert [k["name"] for k in entry["keys"]] == [
+        "max_new_tokens",
+        "logprobs",
+        "top_logprobs",
+        "echo",
+        "frequency_penalty",
+        "presence_penalty",
+        "temperature",
+        "top_p",
+        "stop",
+        "response_format",
+        "extra_body",
+        "seed",
+    ]
+    assert all(k["optional"] is True and k["description"] for k in entry["keys"])
+    assert {"name": "default_headers", "optional": True, "description": "HTTP headers sent with every request."} in info
+
+
+def test_distilabel_generation_kwargs_are_accepted() -> None:
+    kwargs = {"logprobs": True, "top_logprobs": 3, "echo": False, "max_new_tokens": 8, "stop": ["\n"]}
+    OpenAILLM(model="m", api_key="k", generation_kwargs=kwargs).check_generation_kwargs()

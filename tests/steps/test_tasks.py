@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from distil_dagster.models import LLM, GenerateOutput, OpenAILLM
 from distil_dagster.models.llms.base import failed_output
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts
-from distil_dagster.steps.tasks import ChatGeneration, Task, TextGeneration
+from distil_dagster.steps.tasks import ChatGeneration, GeneratorTask, Task, TextGeneration
+from distil_dagster.steps.typing import GeneratorStepOutput
 from tests.models.openai_server import FakeOpenAIServer
 
 SECRET = "sk-pipeline-SECRET-9876"
@@ -202,12 +206,6 @@ def test_yaml_round_trip_rebuilds_the_llm(tmp_path: Path) -> None:
     assert again.signature == pipeline.signature
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(latency=0.02) as running:
-        yield running
-
-
 def test_pipeline_generates_and_keeps_the_key_secret(
     server: FakeOpenAIServer, tmp_path: Path, executor: str, cache: Any, rows: Any
 ) -> None:
@@ -229,3 +227,244 @@ def test_pipeline_generates_and_keeps_the_key_secret(
         assert SECRET not in path.read_text(encoding="utf-8"), path
     assert SECRET not in json.dumps(result)
     assert all(SECRET.encode() not in p.read_bytes() for p in folder.root.rglob("*") if p.is_file())
+
+
+# -- extra keys of the LLM's output -------------------------------------------------------------
+def logprob(text: str, i: int) -> list[list[dict[str, Any]]]:
+    return [[{"token": text, "logprob": -float(i)}]]
+
+
+class LogprobLLM(ScriptedLLM):
+    """A ``ScriptedLLM`` that also returns log probabilities (none for a failed input)."""
+
+    def generate(self, inputs: list[Any], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
+        outputs = super().generate(inputs, num_generations)
+        for output in outputs:
+            if output.get("errors") is None:
+                texts = [str(g) for g in output["generations"]]
+                output["logprobs"] = [logprob(t, i) for i, t in enumerate(texts)]
+        return outputs
+
+
+def test_extra_llm_output_keys_become_a_column_per_generation() -> None:
+    task = TextGeneration(name="g", llm=LogprobLLM(), num_generations=2)
+    rows = run_task(task, [{"instruction": "a"}, {"instruction": "x #fail"}])
+    assert [r["llm_g_logprobs"] for r in rows] == [logprob("a!0", 0), logprob("a!1", 1), None, None]
+    assert list(rows[0]) == ["instruction", "generation", META, "llm_g_logprobs", "model_name"]
+    assert not any("llm_g_errors" in r or "llm_g_statistics" in r for r in rows)
+
+
+def test_extra_llm_output_keys_are_grouped_with_the_generations() -> None:
+    task = TextGeneration(name="g", llm=LogprobLLM(), num_generations=2, group_generations=True)
+    [row] = run_task(task, [{"instruction": "a"}])
+    assert row["llm_g_logprobs"] == [logprob("a!0", 0), logprob("a!1", 1)]
+
+
+def test_without_extra_keys_there_is_no_llm_column() -> None:
+    [row] = run_task(TextGeneration(name="g", llm=ScriptedLLM()), [{"instruction": "a"}])
+    assert not [c for c in row if c.startswith("llm_")]
+
+
+# -- generate_outputs ---------------------------------------------------------------------------
+class ReversingLLM(ScriptedLLM):
+    """Overrides ``generate_outputs`` (the entry point tasks call), not ``generate``."""
+
+    def generate_outputs(self, inputs: list[Any], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
+        outputs = self.generate(inputs, num_generations, **kwargs)
+        for output in outputs:
+            output["generations"] = [str(g)[::-1] for g in output["generations"]]
+        return outputs
+
+
+def test_tasks_generate_through_generate_outputs() -> None:
+    [row] = run_task(TextGeneration(name="g", llm=ReversingLLM()), [{"instruction": "ab"}])
+    assert row["generation"] == "0!ba"
+
+
+# -- default structured output ------------------------------------------------------------------
+class Rating(BaseModel):
+    score: int
+
+
+class Rate(Task):
+    """Rates the instruction; its answers follow ``Rating``."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["instruction"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["score", "model_name"]
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": input["instruction"]}]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"score": Rating.model_validate_json(str(output)).score}
+
+    def get_structured_output(self) -> dict[str, Any]:
+        return Rating.model_json_schema()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(latency=0.02) as running:
+        yield running
+
+
+def fake_llm(server: FakeOpenAIServer, **kwargs: Any) -> OpenAILLM:
+    return OpenAILLM(model="fake", base_url=server.base_url, api_key=SECRET, **kwargs)
+
+
+def test_the_default_structured_output_constrains_the_llm_while_the_task_is_loaded(server: FakeOpenAIServer) -> None:
+    llm = fake_llm(server)
+    rows = run_task(Rate(name="r", llm=llm, use_default_structured_output=True), [{"instruction": "rate it"}])
+    assert rows[0]["score"] == 1 and "error_r" not in rows[0][META]
+    [response_format] = server.response_formats
+    assert response_format["json_schema"]["schema"] == Rating.model_json_schema()
+    assert llm.structured_output is None  # given back at unload
+
+
+def test_without_the_flag_the_task_schema_is_not_used(server: FakeOpenAIServer) -> None:
+    rows = run_task(Rate(name="r", llm=fake_llm(server)), [{"instruction": "rate it"}])
+    assert server.response_formats == [None]
+    assert rows[0]["score"] is None and "error_r" in rows[0][META]
+
+
+def test_the_llm_structured_output_wins_over_the_default(server: FakeOpenAIServer) -> None:
+    class Other(BaseModel):
+        label: str
+
+    llm = fake_llm(server, structured_output={"schema": Other})
+    run_task(Rate(name="r", llm=llm, use_default_structured_output=True), [{"instruction": "rate it"}])
+    assert server.response_formats[0]["json_schema"]["schema"] == Other.model_json_schema()
+
+
+def signature_of(task_class: type[Task], tmp_path: Path, **kwargs: Any) -> str:
+    with Pipeline(name="sig", cache_dir=tmp_path) as pipeline:
+        task = task_class(
+            name="task", llm=OpenAILLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="k"), **kwargs
+        )
+        LoadDataFromDicts(name="load", data=[{"instruction": "q"}]) >> task
+    return pipeline.signature
+
+
+def test_the_default_structured_output_takes_part_in_the_signature(tmp_path: Path) -> None:
+    plain = signature_of(Rate, tmp_path)
+    constrained = signature_of(Rate, tmp_path, use_default_structured_output=True)
+    assert constrained != plain
+    # The same generations as with the schema set on the LLM by hand: the same signature.
+    with Pipeline(name="sig", cache_dir=tmp_path) as pipeline:
+        llm = OpenAILLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="k", structured_output={"schema": Rating})
+        LoadDataFromDicts(name="load", data=[{"instruction": "q"}]) >> Rate(name="task", llm=llm)
+    assert pipeline.signature == constrained
+    # A task without a schema generates the same either way.
+    assert signature_of(TextGeneration, tmp_path, use_default_structured_output=True) == signature_of(
+        TextGeneration, tmp_path
+    )
+
+
+# -- TextGeneration(use_system_prompt=...) ------------------------------------------------------
+def test_use_system_prompt_is_accepted_without_effect_as_in_distilabel(tmp_path: Path) -> None:
+    with pytest.warns(FutureWarning, match=r"`use_system_prompt` is deprecated and has no effect"):
+        task = TextGeneration(name="g", llm=ScriptedLLM(), system_prompt="S", use_system_prompt=False)
+    [row] = run_task(task, [{"instruction": "hi"}])
+    assert row[META]["raw_input_g"][0] == {"role": "system", "content": "S"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TextGeneration(llm=ScriptedLLM(), use_system_prompt=True)
+    assert signature_of(TextGeneration, tmp_path) == signature_of(TextGeneration, tmp_path, use_system_prompt=True)
+
+
+# -- print --------------------------------------------------------------------------------------
+def test_print_shows_the_prompt_of_a_placeholder_row(capsys: pytest.CaptureFixture[str]) -> None:
+    TextGeneration(llm=ScriptedLLM()).print()
+    out = capsys.readouterr().out
+    assert "Prompt: TextGeneration" in out
+    assert out.index("System Message") < out.index("<PLACEHOLDER_SYSTEM_PROMPT>") < out.index("User Message")
+    assert out.index("User Message") < out.index("<PLACEHOLDER_INSTRUCTION>")
+    ChatGeneration(llm=ScriptedLLM()).print([{"role": "user", "content": "hello there"}])
+    out = capsys.readouterr().out
+    assert "Prompt: ChatGeneration" in out and "hello there" in out and "System Message" not in out
+
+
+def test_print_falls_back_to_plain_text_without_rich(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich.console", None)  # importing it now raises ImportError
+    ChatGeneration(llm=ScriptedLLM()).print()
+    assert capsys.readouterr().out == "Prompt: ChatGeneration\n--- User Message ---\n<PLACEHOLDER_MESSAGES>\n"
+
+
+# -- GeneratorTask ------------------------------------------------------------------------------
+class Brainstorm(GeneratorTask):
+    """Asks the LLM for ideas about each topic."""
+
+    topics: list[str]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["topic", "idea", "model_name"]
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"ideas about {input['topic']}"}]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"idea": output}
+
+    def process(self, offset: int = 0) -> GeneratorStepOutput:
+        prompts = [{"topic": t} for t in self.topics[offset:]]
+        conversations = [self.format_input(p) for p in prompts]
+        outputs = self.llm.generate_outputs(
+            conversations, self.num_generations or 1, **self.llm.get_generation_kwargs()
+        )
+        rows = []
+        for prompt, output in zip(prompts, outputs):
+            rows.extend(self._rows_for(prompt, self._format_outputs(output, prompt)))
+        yield rows, True
+
+
+def test_a_generator_task_starts_a_pipeline(tmp_path: Path, executor: str, rows: Any) -> None:
+    with Pipeline(name="brainstorm", cache_dir=tmp_path, enable_metadata=True) as pipeline:
+        ideas = Brainstorm(name="ideas", llm=LogprobLLM(), topics=["cats", "dogs"], num_generations=2)
+        ideas >> TextGeneration(name="expand", llm=ScriptedLLM(), columns="idea", template="{{ idea }}")
+    assert ideas.is_generator and ideas.get_outputs() == {"topic": True, "idea": True, "model_name": True}
+    result = rows(pipeline.run(use_cache=False, executor=executor))
+    assert [(r["topic"], r["idea"], r["generation"]) for r in result] == [
+        ("cats", "ideas about cats!0", "ideas about cats!0!0"),
+        ("cats", "ideas about cats!1", "ideas about cats!1!0"),
+        ("dogs", "ideas about dogs!0", "ideas about dogs!0!0"),
+        ("dogs", "ideas about dogs!1", "ideas about dogs!1!0"),
+    ]
+    assert result[1]["llm_ideas_logprobs"] == logprob("ideas about cats!1", 1)
+    assert result[0][META]["raw_input_ideas"] == [{"role": "user", "content": "ideas about cats"}]
+    assert result[0][META]["statistics_ideas"] == {"input_tokens": 1, "output_tokens": 1}
+
+
+def test_a_generator_task_loads_its_llm_with_the_default_structured_output(server: FakeOpenAIServer) -> None:
+    class RatedIdeas(Brainstorm):
+        def get_structured_output(self) -> type[BaseModel]:
+            return Rating
+
+    task = RatedIdeas(name="ideas", llm=fake_llm(server), topics=["cats"], use_default_structured_output=True)
+    task.load()
+    try:
+        [(rows, last)] = list(task.process())
+    finally:
+        task.unload()
+    assert last and rows[0]["idea"] == '{"score": 1}' and rows[0]["model_name"] == "fake"
+    assert server.response_formats[0]["json_schema"]["schema"] == Rating.model_json_schema()
+    assert task.llm.structured_output is None
+
+
+# -- a pipeline keeps the LLM's log probabilities ------------------------------------------------
+def test_a_pipeline_keeps_the_openai_logprobs(
+    server: FakeOpenAIServer, tmp_path: Path, executor: str, rows: Any
+) -> None:
+    llm = fake_llm(server, generation_kwargs={"logprobs": True, "top_logprobs": 1})
+    with Pipeline(name="logprobs", cache_dir=tmp_path) as pipeline:
+        LoadDataFromDicts(name="load", data=[{"instruction": "hi"}]) >> TextGeneration(name="gen", llm=llm)
+    [row] = rows(pipeline.run(use_cache=False, executor=executor))
+    assert row["generation"] == "echo: hi"
+    assert row["llm_gen_logprobs"] == [[{"token": "echo:", "logprob": -0.5}], [{"token": "hi", "logprob": -0.5}]]

@@ -2,9 +2,12 @@
 
 An LLM is a pydantic model with runtime parameters (``generation_kwargs``, ``structured_output``,
 ...) that become nested runtime parameters of the task holding it. The task calls ``load()`` once
-in the worker, ``generate(inputs, num_generations, **generation_kwargs)`` per batch and
-``unload()`` at the end. ``AsyncLLM`` implements ``generate`` by running ``agenerate`` for every
-input on an event loop owned by the instance (in a thread of its own), at most ``max_concurrency`` at a time; a failed
+in the worker, ``generate_outputs(inputs, num_generations, **generation_kwargs)`` per batch (which
+calls ``generate``) and ``unload()`` at the end. The accepted generation kwargs are the named
+parameters of ``generate`` (``agenerate`` for an ``AsyncLLM``); ``get_runtime_parameters_info()``
+lists them under ``generation_kwargs``, described by the method's ``Args:`` docstring section.
+``AsyncLLM`` implements ``generate`` by running ``agenerate`` for every input on an event loop
+owned by the instance (in a thread of its own), at most ``max_concurrency`` at a time; a failed
 input becomes a ``None`` generation with its error text instead of failing the batch.
 """
 
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import threading
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import (
@@ -27,11 +32,16 @@ from pydantic import (
 from distil_dagster.mixins.runtime_parameters import (
     OptionalRuntimeParameter,
     RuntimeParameter,
+    RuntimeParameterInfo,
 )
 from distil_dagster.models.base import Model
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 __all__ = ["LLM", "AsyncLLM", "failed_output"]
+
+#: Parameters of ``generate``/``agenerate`` that are not generation kwargs.
+_NOT_GENERATION_KWARGS = frozenset({"self", "input", "inputs", "num_generations"})
+_ARG_LINE = re.compile(r"\*{0,2}(\w+)(?:\s*\([^)]*\))?\s*:\s*(.*)")
 
 
 def failed_output(num_generations: int, error: str) -> GenerateOutput:
@@ -77,13 +87,43 @@ class LLM(Model):
         """``generation_kwargs`` updated with ``overrides``."""
         return {**(self.generation_kwargs or {}), **overrides}
 
+    def generation_method(self) -> Callable[..., Any]:
+        """The method whose named parameters are the generation kwargs (``generate``)."""
+        return self.generate
+
+    def generation_parameters(self) -> dict[str, inspect.Parameter]:
+        """The generation kwargs the backend accepts, in the order of its method's signature."""
+        params = inspect.signature(self.generation_method()).parameters
+        return {
+            name: p
+            for name, p in params.items()
+            if name not in _NOT_GENERATION_KWARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    def get_runtime_parameters_info(self) -> list[RuntimeParameterInfo]:
+        """As every runtime-parameter owner, with ``generation_kwargs`` described as distilabel does:
+        ``{"name", "description", "keys": [{"name", "optional", "description"?}, ...]}``, a key per
+        named parameter of the generation method (``description`` from its ``Args:`` docstring)."""
+        info = super().get_runtime_parameters_info()
+        descriptions = _documented_args(self.generation_method())
+        keys: list[RuntimeParameterInfo] = []
+        for name, param in self.generation_parameters().items():
+            key: RuntimeParameterInfo = {"name": name, "optional": param.default is not param.empty}
+            if description := descriptions.get(name):
+                key["description"] = description
+            keys.append(key)
+        for entry in info:
+            if entry["name"] == "generation_kwargs" and "runtime_parameters_info" not in entry:
+                entry.pop("optional", None)
+                entry["keys"] = keys
+        return info
+
     def check_generation_kwargs(self) -> None:
         """Raise ``ValueError`` naming the ``generation_kwargs`` the backend does not accept."""
-        method = self.agenerate if isinstance(self, AsyncLLM) else self.generate
-        params = inspect.signature(method).parameters
+        params = inspect.signature(self.generation_method()).parameters
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             return
-        accepted = [n for n, p in params.items() if n not in ("input", "inputs", "num_generations")]
+        accepted = list(self.generation_parameters())
         unknown = sorted(set(self.generation_kwargs or {}) - set(accepted))
         if unknown:
             raise ValueError(
@@ -102,6 +142,37 @@ class LLM(Model):
         Returns:
             One ``GenerateOutput`` per input, in order.
         """
+
+    def generate_outputs(self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
+        """What tasks call for a batch: ``generate`` (distilabel's entry point, which also routes to
+        offline batch generation there; override it to change how a batch is generated)."""
+        return self.generate(inputs, num_generations=num_generations, **kwargs)
+
+
+def _documented_args(func: Callable[..., Any]) -> dict[str, str]:
+    """The parameter descriptions of a Google-style ``Args:`` docstring section."""
+    lines = (inspect.getdoc(func) or "").splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:")), None)
+    if start is None:
+        return {}
+    args: dict[str, str] = {}
+    indent: int | None = None
+    current: str | None = None
+    for line in lines[start:]:
+        text = line.strip()
+        if not text:
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth == 0:  # the next section
+            break
+        indent = depth if indent is None else indent
+        match = _ARG_LINE.fullmatch(text) if depth == indent else None
+        if match:
+            current = match.group(1)
+            args[current] = match.group(2)
+        elif current is not None:
+            args[current] = f"{args[current]} {text}".strip()
+    return args
 
 
 class AsyncLLM(LLM):
@@ -143,6 +214,10 @@ class AsyncLLM(LLM):
     @abstractmethod
     async def agenerate(self, input: ChatType, num_generations: int = 1, **kwargs: Any) -> GenerateOutput:
         """Generate ``num_generations`` texts for one conversation."""
+
+    def generation_method(self) -> Callable[..., Any]:
+        """``agenerate``: its named parameters are the generation kwargs."""
+        return self.agenerate
 
     def generate(self, inputs: list[ChatType], num_generations: int = 1, **kwargs: Any) -> list[GenerateOutput]:
         """Run ``agenerate`` for every input, ``max_concurrency`` at a time; failures become errors."""

@@ -7,6 +7,11 @@ or a connection error is retried up to ``max_retries`` times after an exponentia
 ``Retry-After`` up to 60 s wins). What still fails becomes that input's error; the batch goes on.
 The API key is a ``SecretStr``: never in the signature, ``pipeline.yaml``, logs or error texts.
 
+The generation kwargs are distilabel's (``max_new_tokens``, ``logprobs``, ``top_logprobs``, ``echo``,
+sampling settings, ``stop``, ``response_format``, ``extra_body``) plus ``seed``. Log probabilities
+come back under the output's ``logprobs`` key, which a task turns into a ``llm_<task>_logprobs``
+column. A prompt string instead of a conversation goes to the legacy ``/completions`` endpoint.
+
 Under the client, connections go through ``LeanAsyncTransport`` (``http_transport``): httpx's
 default connection layer costs about half of the client's CPU per request. Where a proxy is
 configured the client keeps httpx's transport; its connections are then split over several
@@ -32,7 +37,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pri
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
 from distil_dagster.models.llms.base import AsyncLLM
 from distil_dagster.models.llms.http_transport import lean_transport
-from distil_dagster.models.llms.typing import ChatType, GenerateOutput
+from distil_dagster.models.llms.typing import ChatType, GenerateOutput, Logprob
 from distil_dagster.secrets import mask_secret
 
 __all__ = ["OpenAILLM"]
@@ -79,6 +84,8 @@ class OpenAILLM(AsyncLLM):
         timeout: seconds each attempt may take (connect, read, write, pool).
         max_retries: retries of a failed request (429, 5xx, timeouts, connection errors).
         retry_backoff: seconds before the first retry; doubled for each further one.
+        default_headers: HTTP headers sent with every request (e.g. a gateway's routing or auth
+            headers; left out of the cache signature).
 
     Examples:
         >>> llm = OpenAILLM(model="gpt-4o-mini", base_url="http://localhost:8000/v1", api_key="-")
@@ -101,9 +108,12 @@ class OpenAILLM(AsyncLLM):
     retry_backoff: OptionalRuntimeParameter[NonNegativeFloat] = Field(
         default=0.5, description="Seconds before the first retry; doubled for each further retry."
     )
+    default_headers: OptionalRuntimeParameter[dict[str, str]] = Field(
+        default=None, description="HTTP headers sent with every request."
+    )
 
     signature_exclude: ClassVar[frozenset[str]] = frozenset(
-        {"max_concurrency", "api_key", "timeout", "max_retries", "retry_backoff"}
+        {"max_concurrency", "api_key", "timeout", "max_retries", "retry_backoff", "default_headers"}
     )
 
     _clients: list[openai.AsyncOpenAI] = PrivateAttr(default_factory=list)
@@ -137,6 +147,7 @@ class OpenAILLM(AsyncLLM):
                 base_url=self.base_url,
                 timeout=self.timeout,
                 max_retries=0,
+                default_headers=self.default_headers,
                 http_client=http_client,
             )
             for http_client in http_clients
@@ -175,38 +186,74 @@ class OpenAILLM(AsyncLLM):
 
     async def agenerate(  # type: ignore[override]  # explicit generation kwargs, as distilabel
         self,
-        input: ChatType,
+        input: ChatType | str,
         num_generations: int = 1,
         max_new_tokens: int = 128,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
+        echo: bool = False,
         frequency_penalty: float = 0.0,
         presence_penalty: float = 0.0,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
         stop: str | list[str] | None = None,
-        seed: int | None = None,
         response_format: dict[str, Any] | None = None,
         extra_body: dict[str, Any] | None = None,
+        seed: int | None = None,
     ) -> GenerateOutput:
-        """Generate ``num_generations`` completions for one conversation (``n`` of one request)."""
+        """Generate ``num_generations`` completions for one input (``n`` of one request).
+
+        A conversation goes to ``/chat/completions``; a prompt string to the legacy ``/completions``.
+
+        Args:
+            input: the conversation (or a prompt string).
+            num_generations: the completions to generate (the request's ``n``).
+            max_new_tokens: the most tokens a completion may have (``max_tokens``).
+            logprobs: return the log probabilities of the generated tokens (chat only; with
+                ``top_logprobs`` candidates per token, under the output's ``logprobs`` key).
+            top_logprobs: how many of the most likely tokens to return per position (for a prompt
+                string it alone asks for log probabilities).
+            echo: return the prompt before the completion (prompt strings only).
+            frequency_penalty: penalise tokens by how often they already appear (-2.0 to 2.0).
+            presence_penalty: penalise tokens that already appear (-2.0 to 2.0).
+            temperature: the sampling temperature.
+            top_p: nucleus sampling: keep the tokens within this probability mass.
+            stop: a sequence, or a list of sequences, that ends a completion.
+            response_format: the request's ``response_format`` (default: from ``structured_output``).
+            extra_body: fields added to the request body as they are.
+            seed: a sampling seed, for servers that honour it.
+        """
         if not self._clients:
             raise RuntimeError("OpenAILLM: call load() before generating.")
-        request: dict[str, Any] = {
-            "messages": input,
-            "model": self.model,
-            "n": num_generations,
-            "max_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "frequency_penalty": frequency_penalty,
-            "presence_penalty": presence_penalty,
-        }
-        optional = {"stop": stop, "seed": seed, "response_format": response_format or self.response_format()}
+        request: dict[str, Any]
+        optional: dict[str, Any]
+        if isinstance(input, str):
+            path, request = "/completions", {"prompt": input}
+            optional = {"stop": stop, "logprobs": top_logprobs, "echo": echo or None, "seed": seed}
+        else:
+            path, request = "/chat/completions", {"messages": input}
+            optional = {
+                "stop": None if _has_content_parts(input) else stop,  # refused along with images
+                "logprobs": logprobs or None,
+                "top_logprobs": top_logprobs,
+                "seed": seed,
+                "response_format": response_format or self.response_format(),
+            }
+        request.update(
+            model=self.model,
+            n=num_generations,
+            max_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+        )
         request.update({k: v for k, v in optional.items() if v is not None})
         request.update(extra_body or {})
-        completion = await self._create(request)
-        return _to_output(completion, num_generations)
+        completion = await self._create(request, path)
+        return _to_output(completion, num_generations, chat=path == "/chat/completions")
 
-    async def _create(self, request: dict[str, Any]) -> Any:
+    async def _create(self, request: dict[str, Any], path: str = "/chat/completions") -> Any:
         """POST the request on a client with a free connection, retrying as the module docstring says.
 
         ``client.post`` (the client's documented way to send a raw body) answering the parsed JSON,
@@ -216,18 +263,18 @@ class OpenAILLM(AsyncLLM):
         error types are the client's either way.
         """
         if self._free is None:  # one client: its transport keeps the limit
-            return await self._post(self._clients[0], request)
+            return await self._post(self._clients[0], request, path)
         index = await self._free.get()
         try:
-            return await self._post(self._clients[index], request)
+            return await self._post(self._clients[index], request, path)
         finally:
             self._free.put_nowait(index)
 
-    async def _post(self, client: openai.AsyncOpenAI, request: dict[str, Any]) -> Any:
+    async def _post(self, client: openai.AsyncOpenAI, request: dict[str, Any], path: str) -> Any:
         attempt = 0
         while True:
             try:
-                return await client.post("/chat/completions", body=request, cast_to=object)
+                return await client.post(path, body=request, cast_to=object)
             except openai.OpenAIError as exc:
                 delay = (
                     _retry_delay(exc, attempt, self.retry_backoff or 0.0) if attempt < (self.max_retries or 0) else None
@@ -253,12 +300,50 @@ def _find_platform(client: openai.AsyncOpenAI) -> None:
         client._platform = _base_client.get_platform()
 
 
-def _to_output(completion: Any, num_generations: int) -> GenerateOutput:
-    """One ``GenerateOutput`` from a chat completion (parsed JSON); missing choices become errors."""
+def _has_content_parts(conversation: ChatType) -> bool:
+    """Whether a user message's content is a list of parts (text and images) rather than text."""
+    return any(m.get("role") == "user" and isinstance(m.get("content"), list) for m in conversation)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` split over ``parts`` as evenly as integers allow (the first ones get the rest)."""
+    share, rest = divmod(total, parts)
+    return [share + (1 if i < rest else 0) for i in range(parts)]
+
+
+def _chat_logprobs(choice: dict[str, Any]) -> list[list[Logprob]] | None:
+    """Per generated token, its top candidates, from a chat completion choice."""
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        return None
+    return [
+        [{"token": c["token"], "logprob": c["logprob"]} for c in position.get("top_logprobs") or []]
+        for position in content
+    ]
+
+
+def _completion_logprobs(choice: dict[str, Any]) -> list[list[Logprob]] | None:
+    """Per token, its top candidates, from a (legacy) completion choice (none for an echoed first token)."""
+    top = (choice.get("logprobs") or {}).get("top_logprobs")
+    if top is None:
+        return None
+    return [[{"token": t, "logprob": p} for t, p in (position or {}).items()] for position in top]
+
+
+def _to_output(completion: Any, num_generations: int, chat: bool = True) -> GenerateOutput:
+    """One ``GenerateOutput`` from a (chat) completion (parsed JSON); missing choices become errors.
+
+    ``output_tokens`` splits the request's completion tokens over its choices (the API counts them
+    per request only), so that summing the statistics of the generations gives the tokens used.
+    ``logprobs`` is there when the server returned log probabilities (``None`` for a choice without).
+    """
     if not isinstance(completion, dict):
         raise ValueError(f"expected a chat completion (a JSON object), got {str(completion)[:200]!r}")
     choices = sorted(completion.get("choices") or [], key=lambda c: c.get("index", 0))[:num_generations]
-    generations: list[str | None] = [(c.get("message") or {}).get("content") for c in choices]
+    if chat:
+        generations: list[str | None] = [(c.get("message") or {}).get("content") for c in choices]
+    else:
+        generations = [c.get("text") for c in choices]
     errors: list[str | None] = [
         None if text is not None else f"empty content (finish_reason={c.get('finish_reason')})"
         for text, c in zip(generations, choices)
@@ -268,11 +353,14 @@ def _to_output(completion: Any, num_generations: int) -> GenerateOutput:
     errors += [f"the server returned {len(choices)} of {num_generations} generations"] * missing
     usage = completion.get("usage") or {}
     prompt = int(usage.get("prompt_tokens") or 0)
-    per_generation = int(usage.get("completion_tokens") or 0) // max(len(choices), 1)
+    output_tokens = _split(int(usage.get("completion_tokens") or 0), max(len(choices), 1))[: len(choices)]
     output: GenerateOutput = {
         "generations": generations,
-        "statistics": {"input_tokens": [prompt] * num_generations, "output_tokens": [per_generation] * num_generations},
+        "statistics": {"input_tokens": [prompt] * num_generations, "output_tokens": output_tokens + [0] * missing},
     }
     if any(e is not None for e in errors):
         output["errors"] = errors
+    logprobs = [(_chat_logprobs if chat else _completion_logprobs)(c) for c in choices]
+    if any(lp is not None for lp in logprobs):
+        output["logprobs"] = logprobs + [None] * missing
     return output

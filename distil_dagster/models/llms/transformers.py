@@ -172,7 +172,18 @@ class TransformersLLM(LLM):
         top_k: int = 0,
         do_sample: bool = True,
     ) -> list[GenerateOutput]:
-        """Generate ``num_generations`` texts per conversation, all inputs in one padded batch."""
+        """Generate ``num_generations`` texts per conversation, all inputs in one padded batch.
+
+        Args:
+            inputs: the conversations.
+            num_generations: the texts to generate per conversation.
+            max_new_tokens: the most tokens a generation may have.
+            temperature: the sampling temperature.
+            repetition_penalty: penalise tokens already in the prompt or the generation (1.0: none).
+            top_p: nucleus sampling: keep the tokens within this probability mass.
+            top_k: keep the ``top_k`` most likely tokens (0: all).
+            do_sample: sample; otherwise decode greedily (one text, repeated ``num_generations`` times).
+        """
         if self._model is None:
             raise RuntimeError("TransformersLLM.generate() called before load().")
         import torch

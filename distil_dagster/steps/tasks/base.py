@@ -1,34 +1,42 @@
-"""``Task``: a step that formats rows into conversations, asks its LLM, and formats the answers.
+"""``Task`` and ``GeneratorTask``: steps that ask an LLM and format its answers into columns.
 
-Per batch: ``format_input(row)`` builds each row's conversation, ``llm.generate`` answers them
-all, ``format_output(text, row)`` turns each generation into output columns. Rows get
-``model_name`` and, in ``distilabel_metadata``, ``raw_output_<task>``, ``raw_input_<task>`` and
-``statistics_<task>`` (token usage), as in distilabel 1.5. A row whose input, generation or
-output formatting fails keeps its output columns ``None`` with ``error_<task>`` in
-``distilabel_metadata``; the other rows of the batch are unaffected.
+A ``Task`` formats each row into a conversation (``format_input(row)``), asks its LLM for the
+whole batch (``llm.generate_outputs``), and turns each generation into output columns
+(``format_output(text, row)``). Rows get ``model_name`` and, in ``distilabel_metadata``,
+``raw_output_<task>``, ``raw_input_<task>`` and ``statistics_<task>`` (token usage), as in
+distilabel 1.5. Other keys of the LLM's output (such as ``logprobs``) become the columns
+``llm_<task>_<key>``, one value per generation (a list per row with ``group_generations``). A row
+whose input, generation or output formatting fails keeps its output columns ``None`` with
+``error_<task>`` in ``distilabel_metadata``; the other rows of the batch are unaffected.
+
+A ``GeneratorTask`` is a generator step holding an LLM: its ``process(offset)`` builds the
+conversations itself and uses ``_format_outputs`` to turn each input's output into rows.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from abc import abstractmethod
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import BaseModel, Field, PositiveInt, PrivateAttr, field_validator
 
 from distil_dagster.mixins.runtime_parameters import RuntimeParameter
 from distil_dagster.models.llms.base import LLM, AsyncLLM, failed_output
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
-from distil_dagster.steps.base import Step, StepInput
+from distil_dagster.steps.base import GeneratorStep, Step, StepInput, _Step
 from distil_dagster.steps.typing import StepOutput
 
-__all__ = ["Task", "group_dicts"]
+__all__ = ["GeneratorTask", "Task", "group_dicts"]
 
 METADATA = "distilabel_metadata"
 _LOGGER = logging.getLogger("distil_dagster.steps.tasks")
 #: Upper bound of ``Task.concurrent_batches`` (batches held in memory by one replica at once).
 _MAX_CONCURRENT_BATCHES = 8
+#: Keys of a ``GenerateOutput`` that are not extra columns.
+_OWN_OUTPUT_KEYS = frozenset({"generations", "statistics", "errors"})
 
 
 def group_dicts(*dicts: dict[str, Any]) -> dict[str, list[Any]]:
@@ -37,8 +45,20 @@ def group_dicts(*dicts: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [d.get(k) for d in dicts] for k in keys}
 
 
-class Task(Step):
-    """Base class of LLM tasks; subclasses implement ``format_input`` and ``format_output``.
+def extra_output_keys(outputs: Iterable[GenerateOutput]) -> list[str]:
+    """The keys of the outputs beyond generations, statistics and errors (e.g. ``logprobs``), in order."""
+    return list(dict.fromkeys(k for output in outputs for k in output if k not in _OWN_OUTPUT_KEYS))
+
+
+def _nth(values: Any, index: int) -> Any:
+    """The value of generation ``index`` of an extra output key (one value per generation)."""
+    if isinstance(values, (list, tuple)):
+        return values[index] if index < len(values) else None
+    return values
+
+
+class _Task(_Step, ABC):
+    """What ``Task`` and ``GeneratorTask`` share: the LLM, its lifecycle and the output formatting.
 
     Attributes:
         llm: the model that answers (its runtime parameters nest under ``llm``).
@@ -47,6 +67,8 @@ class Task(Step):
             per generation).
         add_raw_output: keep the generated text in ``raw_output_<task>`` of ``distilabel_metadata``.
         add_raw_input: keep the conversation sent in ``raw_input_<task>`` of ``distilabel_metadata``.
+        use_default_structured_output: when the LLM has no ``structured_output``, constrain it to
+            the task's own schema (``get_structured_output()``) while the task is loaded.
     """
 
     llm: LLM
@@ -64,9 +86,13 @@ class Task(Step):
         description="Whether to include the raw input of the LLM in the key `raw_input_<TASK_NAME>` "
         "of the `distilabel_metadata` dictionary column",
     )
+    use_default_structured_output: bool = False
 
-    # The LLM enters the signature through ``signature_extra`` (without its execution settings).
-    signature_exclude: ClassVar[frozenset[str]] = frozenset({"llm"})
+    # The LLM enters the signature through ``signature_extra`` (without its execution settings),
+    # with the structured output ``use_default_structured_output`` gives it, when it gives one.
+    signature_exclude: ClassVar[frozenset[str]] = frozenset({"llm", "use_default_structured_output"})
+
+    _structured_output_set: bool = PrivateAttr(default=False)
 
     @field_validator("llm", mode="before")
     @classmethod
@@ -74,78 +100,63 @@ class Task(Step):
         """Rebuild the LLM from its dump (``pipeline.yaml``), which names its class."""
         return LLM.from_dict(value) if isinstance(value, dict) else value
 
-    @abstractmethod
     def format_input(self, input: dict[str, Any]) -> ChatType:
-        """The conversation sent to the LLM for one row."""
+        """The conversation sent to the LLM for one row (``Task`` subclasses must implement it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not format inputs into conversations.")
 
     @abstractmethod
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
         """The output columns of one generation of ``input``."""
 
+    # -- structured output ---------------------------------------------------------------------
+    def get_structured_output(self) -> dict[str, Any] | type[BaseModel] | None:
+        """The JSON schema (or pydantic model) the task's answers follow, for tasks that have one;
+        used with ``use_default_structured_output``. ``None``: the task has none."""
+        return None
+
+    def default_structured_output(self) -> dict[str, Any] | None:
+        """The ``structured_output`` that ``load()`` gives the LLM: ``{"schema": <the task's schema>}``
+        with ``use_default_structured_output`` when the task has a schema and the LLM has none."""
+        if not self.use_default_structured_output or self.llm.structured_output:
+            return None
+        schema = self.get_structured_output()
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            schema = schema.model_json_schema()
+        return {"schema": schema} if schema else None
+
+    # -- signature, resources --------------------------------------------------------------------
     def signature_extra(self) -> dict[str, Any]:
-        return {**super().signature_extra(), "llm": self.llm.signature_fields()}
+        llm = self.llm.signature_fields()
+        if (default := self.default_structured_output()) is not None:
+            llm["structured_output"] = default  # as if set on the LLM: the same generations
+        return {**super().signature_extra(), "llm": llm}
 
     def required_gpus(self) -> int:
         """GPUs per replica: the LLM's (or ``resources.gpus`` when larger)."""
         return max(super().required_gpus(), self.llm.required_gpus())
 
-    def concurrent_batches(self) -> int:
-        """With an ``AsyncLLM``: enough batches to keep ``max_concurrency`` requests in flight, plus
-        one, so that no batch boundary leaves the server idle (the LLM's semaphore bounds requests)."""
-        if not isinstance(self.llm, AsyncLLM):
-            return 1
-        rows = self.input_batch_size or 1
-        return min(math.ceil((self.llm.max_concurrency or 1) / rows) + 1, _MAX_CONCURRENT_BATCHES)
-
+    # -- lifecycle -------------------------------------------------------------------------------
     def load(self) -> None:
-        """Check the generation kwargs and load the LLM."""
+        """Check the generation kwargs, give the LLM the task's default structured output (see
+        ``use_default_structured_output``) and load the LLM."""
         super().load()
         self.llm.check_generation_kwargs()
+        if (default := self.default_structured_output()) is not None:
+            self.llm.structured_output = default
+            self._structured_output_set = True
         self.llm.load()
 
     def unload(self) -> None:
-        """Unload the LLM."""
+        """Unload the LLM and take back the structured output ``load()`` gave it."""
         try:
             self.llm.unload()
         finally:
+            if self._structured_output_set:
+                self.llm.structured_output = None
+                self._structured_output_set = False
             super().unload()
 
-    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]  # one input, as distilabel
-        """Generate for every row of the batch and yield the formatted rows."""
-        n = self.num_generations or 1
-        conversations: list[ChatType | None] = []
-        errors: dict[int, str] = {}
-        for i, row in enumerate(inputs):
-            try:
-                conversations.append(self.format_input(row))
-            except Exception as exc:  # a malformed row fails alone
-                conversations.append(None)
-                errors[i] = f"format_input failed: {type(exc).__name__}: {exc}"
-        valid = [c for c in conversations if c is not None]
-        kwargs = self.llm.get_generation_kwargs()
-        outputs = self.llm.generate(valid, num_generations=n, **kwargs) if valid else []
-        if len(outputs) != len(valid):
-            raise ValueError(
-                f"{type(self.llm).__name__}.generate returned {len(outputs)} outputs for {len(valid)} inputs."
-            )
-        generated = iter(outputs)
-        rows: list[dict[str, Any]] = []
-        failures: list[str] = []
-        for i, (row, conversation) in enumerate(zip(inputs, conversations)):
-            output = next(generated) if conversation is not None else failed_output(n, errors[i])
-            formatted = [self._format_generation(row, conversation, output, g) for g in range(n)]
-            failures.extend(f[METADATA][self._error_key] for f in formatted if self._error_key in f[METADATA])
-            rows.extend(self._rows_for(row, formatted))
-        if failures:
-            _LOGGER.warning(
-                "Task '%s': %d of %d generations failed; first error: %s",
-                self.name,
-                len(failures),
-                len(inputs) * n,
-                failures[0],
-            )
-        yield rows
-
+    # -- outputs ---------------------------------------------------------------------------------
     def failed_rows(self, rows: list[dict[str, Any]]) -> int:
         """Rows whose generation or formatting failed (``error_<task>`` in their metadata)."""
         key = self._error_key
@@ -155,10 +166,30 @@ class Task(Step):
     def _error_key(self) -> str:
         return f"error_{self.name}"
 
+    def _format_outputs(self, outputs: GenerateOutput, input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Output columns, metadata and extra LLM columns of each generation of one input (as in
+        distilabel; what a ``GeneratorTask``'s ``process`` uses to build its rows)."""
+        conversation: ChatType | None = None
+        if input:
+            try:
+                conversation = self.format_input(input)
+            except NotImplementedError:
+                conversation = None
+        keys = extra_output_keys([outputs])
+        row = input or {}
+        return [
+            self._format_generation(row, conversation, outputs, g, keys) for g in range(len(outputs["generations"]))
+        ]
+
     def _format_generation(
-        self, row: dict[str, Any], conversation: ChatType | None, output: GenerateOutput, index: int
+        self,
+        row: dict[str, Any],
+        conversation: ChatType | None,
+        output: GenerateOutput,
+        index: int,
+        extra_keys: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Output columns and metadata of one generation."""
+        """Output columns and metadata of one generation, then its ``llm_<task>_<key>`` columns."""
         text = output["generations"][index]
         error = (output.get("errors") or [None] * (index + 1))[index]
         columns: dict[str, Any]
@@ -181,13 +212,138 @@ class Task(Step):
         if error is not None:
             metadata[self._error_key] = error
         columns[METADATA] = metadata
+        extra: dict[str, Any] = output  # type: ignore[assignment]  # keys beyond the TypedDict's
+        for key in extra_keys:
+            columns[f"llm_{self.name}_{key}"] = _nth(extra.get(key), index)
         return columns
 
     def _empty_outputs(self) -> dict[str, Any]:
         return {column: None for column in self.outputs if column != "model_name"}
 
     def _rows_for(self, row: dict[str, Any], formatted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The output rows of one input: a row per generation, or one row of lists when grouped."""
         model = {"model_name": self.llm.model_name}
         if self.group_generations:
             return [{**row, **group_dicts(*formatted), **model}]
         return [{**row, **f, **model} for f in formatted]
+
+    # -- prompt preview ----------------------------------------------------------------------------
+    def _sample_input(self) -> ChatType:
+        """The conversation of a row whose input columns hold ``<PLACEHOLDER_<COLUMN>>`` (tasks whose
+        ``format_input`` needs more than strings override it)."""
+        return self.format_input({column: f"<PLACEHOLDER_{column.upper()}>" for column in self.inputs})
+
+    def print(self, sample_input: ChatType | None = None) -> None:
+        """Print the prompt the task sends, one panel per message (plain text without ``rich``).
+
+        Args:
+            sample_input: the conversation to show (default: ``_sample_input()``, the prompt of a
+                row whose columns hold ``<PLACEHOLDER_<COLUMN>>``).
+        """
+        messages = sample_input or self._sample_input()
+        title = f"Prompt: {type(self).__name__}"
+        try:
+            from rich.console import Console, Group
+            from rich.panel import Panel
+            from rich.text import Text
+        except ImportError:
+            lines = [title]
+            for message in messages:
+                lines += [
+                    f"--- {str(message.get('role', '')).capitalize()} Message ---",
+                    str(message.get("content", "")),
+                ]
+            print("\n".join(lines))
+            return
+        panels = [
+            Panel(
+                Text(str(message.get("content", ""))),
+                title=f"[bold magenta]{str(message.get('role', '')).capitalize()} Message[/]",
+                border_style="cyan",
+            )
+            for message in messages
+        ]
+        Console().print(Panel(Group(*panels), title=f"[bold magenta]{title}[/]", border_style="cyan", expand=False))
+
+
+class Task(_Task, Step):
+    """Base class of LLM tasks; subclasses implement ``format_input`` and ``format_output``.
+
+    Attributes:
+        llm: the model that answers (its runtime parameters nest under ``llm``).
+        num_generations: generations per input row.
+        group_generations: one row per input with a list per output column (instead of one row
+            per generation).
+        add_raw_output: keep the generated text in ``raw_output_<task>`` of ``distilabel_metadata``.
+        add_raw_input: keep the conversation sent in ``raw_input_<task>`` of ``distilabel_metadata``.
+        use_default_structured_output: when the LLM has no ``structured_output``, constrain it to
+            the task's own schema (``get_structured_output()``) while the task is loaded.
+    """
+
+    @abstractmethod
+    def format_input(self, input: dict[str, Any]) -> ChatType:
+        """The conversation sent to the LLM for one row."""
+
+    def concurrent_batches(self) -> int:
+        """With an ``AsyncLLM``: enough batches to keep ``max_concurrency`` requests in flight, plus
+        one, so that no batch boundary leaves the server idle (the LLM's semaphore bounds requests)."""
+        if not isinstance(self.llm, AsyncLLM):
+            return 1
+        rows = self.input_batch_size or 1
+        return min(math.ceil((self.llm.max_concurrency or 1) / rows) + 1, _MAX_CONCURRENT_BATCHES)
+
+    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]  # one input, as distilabel
+        """Generate for every row of the batch and yield the formatted rows."""
+        n = self.num_generations or 1
+        conversations: list[ChatType | None] = []
+        errors: dict[int, str] = {}
+        for i, row in enumerate(inputs):
+            try:
+                conversations.append(self.format_input(row))
+            except Exception as exc:  # a malformed row fails alone
+                conversations.append(None)
+                errors[i] = f"format_input failed: {type(exc).__name__}: {exc}"
+        valid = [c for c in conversations if c is not None]
+        kwargs = self.llm.get_generation_kwargs()
+        outputs = self.llm.generate_outputs(valid, num_generations=n, **kwargs) if valid else []
+        if len(outputs) != len(valid):
+            raise ValueError(
+                f"{type(self.llm).__name__}.generate returned {len(outputs)} outputs for {len(valid)} inputs."
+            )
+        extra_keys = extra_output_keys(outputs)  # every row of the batch gets the same columns
+        generated = iter(outputs)
+        rows: list[dict[str, Any]] = []
+        failures: list[str] = []
+        for i, (row, conversation) in enumerate(zip(inputs, conversations)):
+            output = next(generated) if conversation is not None else failed_output(n, errors[i])
+            formatted = [self._format_generation(row, conversation, output, g, extra_keys) for g in range(n)]
+            failures.extend(f[METADATA][self._error_key] for f in formatted if self._error_key in f[METADATA])
+            rows.extend(self._rows_for(row, formatted))
+        if failures:
+            _LOGGER.warning(
+                "Task '%s': %d of %d generations failed; first error: %s",
+                self.name,
+                len(failures),
+                len(inputs) * n,
+                failures[0],
+            )
+        yield rows
+
+
+class GeneratorTask(_Task, GeneratorStep):
+    """A generator step that asks an LLM: it produces rows without inputs (distilabel's ``GeneratorTask``).
+
+    Subclasses implement ``outputs``, ``format_output`` and ``process(offset)``, which builds the
+    conversations, calls ``self.llm.generate_outputs(...)`` and yields ``(rows, is_last_batch)``;
+    ``self._format_outputs(output, input)`` gives the columns and metadata of each generation and
+    ``self._rows_for(input, formatted)`` the rows (honouring ``group_generations``).
+
+    Attributes:
+        llm: the model that answers (its runtime parameters nest under ``llm``).
+        num_generations: generations per prompt.
+        group_generations: one row per prompt with a list per output column.
+        add_raw_output: keep the generated text in ``raw_output_<task>`` of ``distilabel_metadata``.
+        add_raw_input: keep the conversation sent in ``raw_input_<task>`` of ``distilabel_metadata``.
+        use_default_structured_output: when the LLM has no ``structured_output``, constrain it to
+            the task's own schema (``get_structured_output()``) while the task is loaded.
+    """

@@ -45,3 +45,7 @@ class ChatGeneration(Task):
 
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"generation": output}
+
+    def _sample_input(self) -> ChatType:
+        """A one-message conversation, for ``print()``."""
+        return self.format_input({"messages": [{"role": "user", "content": "<PLACEHOLDER_MESSAGES>"}]})

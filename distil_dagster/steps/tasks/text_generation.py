@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+import warnings
+from typing import Any, ClassVar, Union
 
 from jinja2 import Environment, StrictUndefined, Template, meta
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -26,6 +27,8 @@ class TextGeneration(Task):
         system_prompt: sent as the system message (a row's own ``system_prompt`` column wins).
         template: the user message, a Jinja2 template over ``columns``.
         columns: the columns the template uses.
+        use_system_prompt: deprecated, without effect (as in distilabel 1.5): a system prompt, the
+            row's or ``system_prompt``, is always sent. ``False`` warns.
 
     Examples:
         >>> TextGeneration(llm=llm, template="Translate to French: {{ text }}", columns="text")  # doctest: +SKIP
@@ -34,6 +37,9 @@ class TextGeneration(Task):
     system_prompt: Union[str, None] = None
     template: str = Field(default="{{ instruction }}", description="The Jinja2 template of the user message.")
     columns: Union[str, list[str]] = Field(default="instruction", description="The columns used in the template.")
+    use_system_prompt: bool = Field(default=True, description="Deprecated; has no effect.")
+
+    signature_exclude: ClassVar[frozenset[str]] = Task.signature_exclude | {"use_system_prompt"}
 
     _template: Template | None = PrivateAttr(default=None)
 
@@ -50,6 +56,18 @@ class TextGeneration(Task):
         problems += [f"template variable '{v}' is not in `columns`" for v in sorted(used) if v not in columns]
         if problems:
             raise ValueError(f"TextGeneration: {'; '.join(problems)} (template: {self.template!r}).")
+        return self
+
+    @model_validator(mode="after")
+    def _warn_use_system_prompt(self) -> TextGeneration:
+        if not self.use_system_prompt:
+            warnings.warn(
+                "TextGeneration: `use_system_prompt` is deprecated and has no effect (as in distilabel 1.5); "
+                "the system prompt is still sent. Leave `system_prompt` unset and drop the rows' "
+                "`system_prompt` column to send none.",
+                FutureWarning,
+                stacklevel=2,
+            )
         return self
 
     @property
