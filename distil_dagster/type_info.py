@@ -19,7 +19,7 @@ import keyword
 import sys
 from typing import Any
 
-__all__ = ["TypeInfoError", "resolve_type_info"]
+__all__ = ["TypeInfoError", "distilabel_only_fields", "is_distilabel", "resolve_type_info"]
 
 
 class TypeInfoError(ValueError):
@@ -91,3 +91,18 @@ def _counterpart(module: str, name: str, label: str, kind: str) -> Any:
             continue
         return obj
     raise TypeInfoError(f"{label} has no distil_dagster counterpart (no {kind} of that name)")
+
+
+def is_distilabel(type_info: Any) -> bool:
+    """Whether ``type_info`` names a distilabel class (a file distilabel wrote)."""
+    return isinstance(type_info, dict) and str(type_info.get("module") or "").split(".")[0] == "distilabel"
+
+
+def distilabel_only_fields(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` (the fields distilabel wrote for an object of ``cls``) without the fields ``cls``
+    lacks that hold nothing (``None``, ``False``, empty), and the names of those it lacks that hold
+    a value (the caller refuses them by name)."""
+    fields = getattr(cls, "model_fields", {})
+    unknown = {key: value for key, value in data.items() if key not in fields and key != "name"}
+    used = sorted(key for key, value in unknown.items() if value not in (None, False, [], {}, ""))
+    return {key: value for key, value in data.items() if key not in unknown}, used

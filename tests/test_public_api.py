@@ -53,6 +53,7 @@ EXPORTS = {
         "ChatType",
         "Embeddings",
         "GenerateOutput",
+        "InferenceEndpointsLLM",
         "OpenAILLM",
         "SentenceTransformerEmbeddings",
         "TransformersLLM",

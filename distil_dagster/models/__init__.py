@@ -9,7 +9,7 @@ from distil_dagster.models.llms import LLM, AsyncLLM, ChatType, GenerateOutput
 
 if TYPE_CHECKING:
     from distil_dagster.models.embeddings import Embeddings, SentenceTransformerEmbeddings
-    from distil_dagster.models.llms import OpenAILLM, TransformersLLM
+    from distil_dagster.models.llms import InferenceEndpointsLLM, OpenAILLM, TransformersLLM
 
 __all__ = [
     "LLM",
@@ -17,12 +17,14 @@ __all__ = [
     "ChatType",
     "Embeddings",
     "GenerateOutput",
+    "InferenceEndpointsLLM",
     "OpenAILLM",
     "SentenceTransformerEmbeddings",
     "TransformersLLM",
 ]
 
 _LAZY = {
+    "InferenceEndpointsLLM": "distil_dagster.models.llms",
     "OpenAILLM": "distil_dagster.models.llms",
     "TransformersLLM": "distil_dagster.models.llms",
     "Embeddings": "distil_dagster.models.embeddings",

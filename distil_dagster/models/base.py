@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from distil_dagster.mixins.runtime_parameters import RuntimeParametersMixin
-from distil_dagster.type_info import resolve_type_info
+from distil_dagster.type_info import distilabel_only_fields, is_distilabel, resolve_type_info
 
 __all__ = ["Model"]
 
@@ -48,6 +48,13 @@ class Model(RuntimeParametersMixin, ABC):
             raise ValueError(f"'{info['module']}.{info['name']}' is not a {cls.__name__} class.")
         if any(not isinstance(key, str) for key in data):
             raise ValueError(f"{cls.__name__} fields must be named by strings, got {sorted(map(repr, data))}.")
+        if is_distilabel(info):  # a file distilabel wrote: its fields that hold nothing are dropped
+            data, used = distilabel_only_fields(obj, data)
+            if used:
+                raise ValueError(
+                    f"distilabel's {obj.__name__} fields {used} have no distil_dagster counterpart; remove them "
+                    "from the file to run it without them."
+                )
         model: ModelT = obj(**data)
         return model
 

@@ -23,7 +23,7 @@ from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.remote import fetch_text, is_url
 from distil_dagster.pipeline.routing import RoutingBatchFunction
 from distil_dagster.pipeline.signature import canonical
-from distil_dagster.type_info import TypeInfoError, resolve_type_info
+from distil_dagster.type_info import TypeInfoError, distilabel_only_fields, is_distilabel, resolve_type_info
 
 if TYPE_CHECKING:
     from distil_dagster.pipeline.base import Pipeline
@@ -121,11 +121,12 @@ def _resolve(type_info: Any, kind: str, what: str, problems: list[str]) -> Any:
         return None
 
 
-def _load_steps(steps_spec: list[Any], source: str, problems: list[str], from_distilabel: bool = False) -> None:
+def _load_steps(steps_spec: list[Any], source: str, problems: list[str]) -> None:
     """Create the steps of ``steps_spec`` in the active pipeline; collect what is wrong.
 
-    ``from_distilabel``: a document distilabel wrote; fields distil_dagster's class does not have
-    are dropped when they hold nothing (``None``, ``False``, empty), and refused by name otherwise.
+    A step distilabel wrote (its class is a ``distilabel.*`` one): fields distil_dagster's class
+    does not have are dropped when they hold nothing (``None``, ``False``, empty), and refused by
+    name otherwise.
     """
     from distil_dagster.steps.base import _Step
 
@@ -153,7 +154,7 @@ def _load_steps(steps_spec: list[Any], source: str, problems: list[str], from_di
         if any(not isinstance(key, str) for key in step_data):
             problems.append(f"{what}: field names must be strings, got {sorted(map(repr, step_data))}.")
             continue
-        fields = _known_fields(cls, step_data, what, problems) if from_distilabel else step_data
+        fields = _known_fields(cls, step_data, what, problems) if is_distilabel(type_info) else step_data
         if fields is None:
             continue
         try:
@@ -164,16 +165,14 @@ def _load_steps(steps_spec: list[Any], source: str, problems: list[str], from_di
 
 def _known_fields(cls: type, data: dict[str, Any], what: str, problems: list[str]) -> dict[str, Any] | None:
     """``data`` without the distilabel-only fields that hold nothing; ``None`` (and a problem) if one holds a value."""
-    fields = getattr(cls, "model_fields", {})
-    unknown = {key: value for key, value in data.items() if key not in fields and key != "name"}
-    used = sorted(key for key, value in unknown.items() if value not in (None, False, [], {}, ""))
+    kept, used = distilabel_only_fields(cls, data)
     if used:
         problems.append(
             f"{what}: distilabel's {cls.__name__} fields {used} have no distil_dagster counterpart; remove them "
             "from the file to run it without them."
         )
         return None
-    return {key: value for key, value in data.items() if key not in unknown}
+    return kept
 
 
 def _load_connections(pipeline: Pipeline, connections: Any, source: str, problems: list[str]) -> None:
@@ -264,7 +263,7 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     pipeline = Pipeline(**_pipeline_fields(spec, source))
     problems: list[str] = []
     with pipeline:
-        _load_steps(steps_spec, source, problems, from_distilabel="distilabel" in data)
+        _load_steps(steps_spec, source, problems)
         if problems:
             raise PipelineValidationError(problems)
         _load_connections(pipeline, spec.get("connections") or [], source, problems)

@@ -9,12 +9,14 @@ from distil_dagster.models.llms.base import LLM, AsyncLLM
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 if TYPE_CHECKING:
+    from distil_dagster.models.llms.inference_endpoints import InferenceEndpointsLLM
     from distil_dagster.models.llms.openai import OpenAILLM
     from distil_dagster.models.llms.transformers import TransformersLLM
 
-__all__ = ["LLM", "AsyncLLM", "ChatType", "GenerateOutput", "OpenAILLM", "TransformersLLM"]
+__all__ = ["LLM", "AsyncLLM", "ChatType", "GenerateOutput", "InferenceEndpointsLLM", "OpenAILLM", "TransformersLLM"]
 
 _BACKENDS = {
+    "InferenceEndpointsLLM": "distil_dagster.models.llms.inference_endpoints",
     "OpenAILLM": "distil_dagster.models.llms.openai",
     "TransformersLLM": "distil_dagster.models.llms.transformers",
 }

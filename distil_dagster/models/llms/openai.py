@@ -119,19 +119,27 @@ class OpenAILLM(AsyncLLM):
     _clients: list[openai.AsyncOpenAI] = PrivateAttr(default_factory=list)
     _free: asyncio.Queue[int] | None = PrivateAttr(default=None)
     _lean: bool = PrivateAttr(default=False)
+    _model: str = PrivateAttr(default="")
+    _key: SecretStr | None = PrivateAttr(default=None)
 
     @property
     def model_name(self) -> str:
         return self.model
 
-    def load(self) -> None:
-        """Create the async clients: ``max_concurrency`` connections in all, no retries of their own."""
-        super().load()
+    def resolve_target(self) -> tuple[str | None, str, SecretStr]:
+        """The API root, the model name sent and the key of this load (subclasses that find
+        them elsewhere override it; the fields themselves are left as they are)."""
         if self.api_key is None:
             raise ValueError(
                 f"OpenAILLM: no API key; pass `api_key=` or set ${_API_KEY_ENV} "
                 "(any non-empty value for servers that do not check keys)."
             )
+        return self.base_url, self.model, self.api_key
+
+    def load(self) -> None:
+        """Create the async clients: ``max_concurrency`` connections in all, no retries of their own."""
+        super().load()
+        base_url, self._model, self._key = self.resolve_target()
         concurrency = self.max_concurrency or 1
         transport = lean_transport(concurrency)
         if transport is not None:
@@ -143,8 +151,8 @@ class OpenAILLM(AsyncLLM):
             http_clients = [openai.DefaultAsyncHttpxClient(limits=limits) for _ in range(count)]
         self._clients = [
             openai.AsyncOpenAI(
-                api_key=self.api_key.get_secret_value(),
-                base_url=self.base_url,
+                api_key=self._key.get_secret_value(),
+                base_url=base_url,
                 timeout=self.timeout,
                 max_retries=0,
                 default_headers=self.default_headers,
@@ -174,7 +182,8 @@ class OpenAILLM(AsyncLLM):
 
     def describe_error(self, exc: BaseException) -> str:
         text = super().describe_error(exc)
-        return mask_secret(text, self.api_key.get_secret_value()) if self.api_key is not None else text
+        key = self._key or self.api_key
+        return mask_secret(text, key.get_secret_value()) if key is not None else text
 
     def response_format(self) -> dict[str, Any] | None:
         """``response_format`` of the requests, from ``structured_output`` (a JSON schema)."""
@@ -240,7 +249,7 @@ class OpenAILLM(AsyncLLM):
                 "response_format": response_format or self.response_format(),
             }
         request.update(
-            model=self.model,
+            model=self._model,
             n=num_generations,
             max_tokens=max_new_tokens,
             temperature=temperature,
