@@ -269,15 +269,8 @@ class _Task(_Step, ABC):
 class Task(_Task, Step):
     """Base class of LLM tasks; subclasses implement ``format_input`` and ``format_output``.
 
-    Attributes:
-        llm: the model that answers (its runtime parameters nest under ``llm``).
-        num_generations: generations per input row.
-        group_generations: one row per input with a list per output column (instead of one row
-            per generation).
-        add_raw_output: keep the generated text in ``raw_output_<task>`` of ``distilabel_metadata``.
-        add_raw_input: keep the conversation sent in ``raw_input_<task>`` of ``distilabel_metadata``.
-        use_default_structured_output: when the LLM has no ``structured_output``, constrain it to
-            the task's own schema (``get_structured_output()``) while the task is loaded.
+    Its fields (``llm``, ``num_generations``, ``group_generations``, ``add_raw_output``,
+    ``add_raw_input``, ``use_default_structured_output``) are described on ``_Task``.
     """
 
     @abstractmethod
