@@ -22,8 +22,6 @@ from collections.abc import Generator, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal, NamedTuple, Union
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from distil_dagster.errors import DistilDagsterError
@@ -76,7 +74,17 @@ def batches_of(rows: Iterator[dict[str, Any]], emitted: int, total: int, size: i
 
 
 def _is_local(fs: Any) -> bool:
+    from fsspec.implementations.local import LocalFileSystem  # imported on use: workers import this module
+
     return isinstance(fs, LocalFileSystem)
+
+
+def _url_to_fs(url: str, **options: Any) -> tuple[Any, str]:
+    """The fsspec filesystem of ``url`` and the path in it (fsspec is imported on first use)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    return fs, path
 
 
 @contextlib.contextmanager
@@ -248,7 +256,7 @@ class LoadDataFromFileSystem(GeneratorStep):
         missing = []
         for entry in entries:
             text = os.path.expanduser(str(entry))
-            fs, path = fsspec.core.url_to_fs(text, **options)
+            fs, path = _url_to_fs(text, **options)
             if glob.has_magic(path):
                 listed = fs.glob(path, detail=True)
                 matches = sorted(p for p, info in listed.items() if info.get("type") == "file")
@@ -284,7 +292,7 @@ class LoadDataFromFileSystem(GeneratorStep):
         options = self._options()
         facts = []
         for located in self._paths():
-            fs, path = fsspec.core.url_to_fs(located, **options)
+            fs, path = _url_to_fs(located, **options)
             key = self._identity(fs, path, located)
             if key not in self._facts:
                 self._facts[key] = FileFacts(*key, *_read_facts(fs, path, self._filetype(path)))
@@ -338,7 +346,7 @@ class LoadDataFromFileSystem(GeneratorStep):
             if offset >= facts.rows:
                 offset -= facts.rows
                 continue
-            fs, path = fsspec.core.url_to_fs(facts.path, **options)
+            fs, path = _url_to_fs(facts.path, **options)
             yield from _read_rows(fs, path, self._filetype(path), offset)
             offset = 0
 
