@@ -58,9 +58,11 @@ def test_a_tgi_server_gets_one_chat_request_per_generation_with_distilabels_kwar
 
     assert [o["generations"] for o in outputs] == [["echo: one"] * 2, ["echo: two"] * 2]
     assert outputs[0]["statistics"] == {"input_tokens": [1, 1], "output_tokens": [2, 2]}
-    assert len(server.bodies) == 4 and all(b["n"] == 1 for b in server.bodies)
+    assert len(server.bodies) == 4 and not any("n" in b for b in server.bodies)  # one request per generation
     assert {(b["model"], b["max_tokens"], tuple(b["stop"])) for b in server.bodies} == {("tgi", 7, ("\n",))}
     assert not any("top_k" in b for b in server.bodies)  # text-generation only, as distilabel's chat path
+    # Only what was set: TGI refuses top_p=1.0 and turns a presence_penalty p into a repetition penalty p + 2.
+    assert set(server.bodies[0]) == {"model", "messages", "max_tokens", "temperature", "stop"}
     assert llm.base_url == _root(server) and llm.model_name == _root(server)  # the fields stay as given
 
 
@@ -75,12 +77,13 @@ def test_serverless_inference_needs_a_token_and_names_the_model(
     llm = InferenceEndpointsLLM(model_id="org/model", model_display_name="shown")
     llm.load()
     try:
-        (output,) = llm.generate([_chat("hi")], temperature=0.3, logprobs=True, top_logprobs=1)
+        (output,) = llm.generate([_chat("hi")], temperature=0.3, top_p=0.9, logprobs=True, top_logprobs=1)
     finally:
         llm.unload()
 
     assert output["generations"] == ["echo: hi"] and output["logprobs"][0] is not None
     assert server.bodies[0]["model"] == "org/model" and server.bodies[0]["temperature"] == 0.3
+    assert server.bodies[0]["top_p"] == 0.9 and server.bodies[0]["top_logprobs"] == 1
     assert server.authorizations == {f"Bearer {TOKEN}"}
     assert llm.model_name == "shown"
 
@@ -144,5 +147,6 @@ def test_a_dedicated_endpoint_is_found_by_name_and_used_through_a_pipeline(
 def test_one_target_is_required() -> None:
     with pytest.raises(ValueError, match="give `model_id`, `endpoint_name` or `base_url`"):
         InferenceEndpointsLLM()
-    with pytest.raises(ValueError, match="`endpoint_name` or `base_url`, not both"):
-        InferenceEndpointsLLM(endpoint_name="e", base_url="http://127.0.0.1:1")
+    for other in ({"base_url": "http://127.0.0.1:1"}, {"model_id": "org/model"}):
+        with pytest.raises(ValueError, match="give `endpoint_name` alone, not with `base_url` or `model_id`"):
+            InferenceEndpointsLLM(endpoint_name="e", **other)

@@ -296,12 +296,12 @@ def test_default_headers_stay_out_of_the_signature() -> None:
 def test_output_tokens_split_the_request_total_over_its_generations() -> None:
     """The API counts completion tokens per request; each generation gets its share (the shares add
     up to the total: summing a dataset's statistics gives the tokens used)."""
-    from distil_dagster.models.llms.openai import _to_output
+    from distil_dagster.models.llms.openai import completion_output
 
     choices = [{"index": i, "message": {"content": f"c{i}"}} for i in range(3)]
-    output = _to_output({"choices": choices, "usage": {"prompt_tokens": 4, "completion_tokens": 11}}, 3)
+    output = completion_output({"choices": choices, "usage": {"prompt_tokens": 4, "completion_tokens": 11}}, 3)
     assert output["statistics"] == {"input_tokens": [4, 4, 4], "output_tokens": [4, 4, 3]}
-    short = _to_output({"choices": choices[:1], "usage": {"prompt_tokens": 4, "completion_tokens": 5}}, 2)
+    short = completion_output({"choices": choices[:1], "usage": {"prompt_tokens": 4, "completion_tokens": 5}}, 2)
     assert short["statistics"]["output_tokens"] == [5, 0]  # a generation the server did not return used none
 
 

@@ -17,7 +17,9 @@ the model's chat template; ``tokenizer_id`` (distilabel's switch to templating l
 the raw text-generation API) is accepted but changes nothing, and the text-generation-only kwargs
 (``do_sample``, ``repetition_penalty``, ``top_k``, ``typical_p``, ``watermark``, ``top_n_tokens``,
 ``return_full_text``) are accepted and not sent, as distilabel does on its chat path. Each
-generation is its own request (TGI's chat API has no ``n``), as distilabel does.
+generation is its own request (TGI's chat API has no ``n``), as distilabel does, and a request
+carries only the kwargs that are set (besides ``max_tokens`` and ``temperature``): TGI refuses
+``top_p=1.0`` and turns any ``presence_penalty`` p, 0.0 included, into a repetition penalty p + 2.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, model_validator
 
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
-from distil_dagster.models.llms.openai import OpenAILLM
+from distil_dagster.models.llms.openai import OpenAILLM, completion_output
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 __all__ = ["InferenceEndpointsLLM"]
@@ -89,8 +91,8 @@ class InferenceEndpointsLLM(OpenAILLM):
         given = [n for n in ("model_id", "endpoint_name", "base_url") if getattr(self, n)]
         if not given:
             raise ValueError("InferenceEndpointsLLM: give `model_id`, `endpoint_name` or `base_url`.")
-        if self.endpoint_name and self.base_url:
-            raise ValueError("InferenceEndpointsLLM: give `endpoint_name` or `base_url`, not both.")
+        if self.endpoint_name and (self.base_url or self.model_id):
+            raise ValueError("InferenceEndpointsLLM: give `endpoint_name` alone, not with `base_url` or `model_id`.")
         return self
 
     @property
@@ -184,24 +186,29 @@ class InferenceEndpointsLLM(OpenAILLM):
             typical_p: text-generation API only: not sent.
             watermark: text-generation API only: not sent.
         """
-        extra = {"logit_bias": logit_bias, "tool_choice": tool_choice, "tool_prompt": tool_prompt, "tools": tools}
+        if not self._clients:
+            raise RuntimeError("InferenceEndpointsLLM: call load() before generating.")
+        # Only what is set, as huggingface_hub's chat_completion sends: TGI refuses top_p=1.0 and
+        # turns any presence_penalty p (0.0 included) into a repetition penalty of p + 2.
+        optional = {
+            "frequency_penalty": frequency_penalty,
+            "logit_bias": logit_bias,
+            "logprobs": logprobs or None,
+            "presence_penalty": presence_penalty,
+            "seed": seed,
+            "stop": stop_sequences,
+            "tool_choice": tool_choice,
+            "tool_prompt": tool_prompt,
+            "tools": tools,
+            "top_logprobs": top_logprobs,
+            "top_p": top_p,
+            "response_format": self.response_format(),
+        }
+        request = {"model": self._model, "messages": input, "max_tokens": max_new_tokens, "temperature": temperature}
+        request.update({k: v for k, v in optional.items() if v is not None})
         outputs = []
-        for _ in range(num_generations):  # a loop: super() does not work inside a comprehension
-            one = await super().agenerate(
-                input,
-                num_generations=1,
-                max_new_tokens=max_new_tokens,
-                logprobs=logprobs,
-                top_logprobs=top_logprobs,
-                frequency_penalty=frequency_penalty or 0.0,
-                presence_penalty=presence_penalty or 0.0,
-                temperature=temperature,
-                top_p=1.0 if top_p is None else top_p,
-                stop=stop_sequences,
-                extra_body={k: v for k, v in extra.items() if v is not None} or None,
-                seed=seed,
-            )
-            outputs.append(one)
+        for _ in range(num_generations):  # one request per generation: TGI's chat API has no `n`
+            outputs.append(completion_output(await self._create(request), 1))
         return _concatenated(outputs)
 
 

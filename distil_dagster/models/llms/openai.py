@@ -40,7 +40,7 @@ from distil_dagster.models.llms.http_transport import lean_transport
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput, Logprob
 from distil_dagster.secrets import mask_secret
 
-__all__ = ["OpenAILLM"]
+__all__ = ["OpenAILLM", "completion_output"]
 
 _LOGGER = logging.getLogger("distil_dagster.models.openai")
 _API_KEY_ENV = "OPENAI_API_KEY"
@@ -260,7 +260,7 @@ class OpenAILLM(AsyncLLM):
         request.update({k: v for k, v in optional.items() if v is not None})
         request.update(extra_body or {})
         completion = await self._create(request, path)
-        return _to_output(completion, num_generations, chat=path == "/chat/completions")
+        return completion_output(completion, num_generations, chat=path == "/chat/completions")
 
     async def _create(self, request: dict[str, Any], path: str = "/chat/completions") -> Any:
         """POST the request on a client with a free connection, retrying as the module docstring says.
@@ -339,7 +339,7 @@ def _completion_logprobs(choice: dict[str, Any]) -> list[list[Logprob]] | None:
     return [[{"token": t, "logprob": p} for t, p in (position or {}).items()] for position in top]
 
 
-def _to_output(completion: Any, num_generations: int, chat: bool = True) -> GenerateOutput:
+def completion_output(completion: Any, num_generations: int, chat: bool = True) -> GenerateOutput:
     """One ``GenerateOutput`` from a (chat) completion (parsed JSON); missing choices become errors.
 
     ``output_tokens`` splits the request's completion tokens over its choices (the API counts them
