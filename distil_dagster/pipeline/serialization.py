@@ -203,6 +203,11 @@ def _load_routing(pipeline: Pipeline, routings: Any, source: str, problems: list
         where = f"{source}: pipeline.routing_batch_functions[{index}]"
         fn_spec = entry.get("routing_batch_function") if isinstance(entry, dict) else None
         targets = entry.get("targets") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and fn_spec is None and is_distilabel(entry.get("type_info")):
+            # distilabel writes the function as the entry's type_info; the targets are the step's successors
+            fn_spec = entry["type_info"]
+            upstream = entry.get("step")
+            targets = pipeline.dag.successors(upstream) if isinstance(upstream, str) and upstream in pipeline.dag else []
         if not isinstance(fn_spec, dict) or not isinstance(targets, list):
             problems.append(f"{where} must be a mapping with 'step', 'routing_batch_function' and 'targets'.")
             continue

@@ -293,3 +293,42 @@ def test_distilabel_classes_or_fields_without_a_counterpart_are_refused_by_name(
         "<data>: step 'keep': 'distilabel.models.llms.vllm.vLLM' has no distil_dagster counterpart (no step class of "
         "that name).",
     ]
+
+
+def test_routing_written_by_distilabel_routes_to_the_steps_successors(tmp_path: Path, rows) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(f'{{"a": {i}, "b": "x"}}\n' for i in range(4)))
+    document = _distilabel_document(data, {})
+    steps = document["pipeline"]["steps"]  # type: ignore[index]
+    keep_a = steps[1]
+    keep_b = {"name": "keep_b", "step": {**keep_a["step"], "name": "keep_b", "input_batch_size": 1}}
+    keep_a["step"]["input_batch_size"] = 1
+    steps.append(keep_b)
+    document["pipeline"]["connections"] = [  # type: ignore[index]
+        {"from": "load", "to": ["keep", "keep_b"]},
+        {"from": "keep", "to": []},
+        {"from": "keep_b", "to": []},
+    ]
+    document["pipeline"]["routing_batch_functions"] = [  # type: ignore[index]
+        {
+            "step": "load",
+            "description": "Sample 1 steps from the list of downstream steps.",
+            "type_info": {
+                "module": "distilabel.pipeline.routing_batch_function",
+                "name": "sample_n_steps",
+                "kwargs": {"n": 1},
+            },
+        }
+    ]
+
+    pipeline = Pipeline.from_dict(document)
+    pipeline.cache_dir = tmp_path / "cache"
+
+    assert pipeline.dag.routing["load"].targets == ["keep", "keep_b"]
+    assert pipeline.dag.routing["load"].function.dump() == {
+        "module": "distil_dagster.pipeline.routing",
+        "name": "sample_n_steps",
+        "kwargs": {"n": 1},
+    }
+    distiset = pipeline.run(executor="inline")
+    assert sorted(r["a"] for r in rows(distiset, "keep") + rows(distiset, "keep_b")) == [0, 1, 2, 3]
