@@ -22,7 +22,6 @@ from distil_dagster import __version__
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.pipeline.remote import fetch_text, is_url
 from distil_dagster.pipeline.routing import RoutingBatchFunction
-from distil_dagster.pipeline.signature import canonical
 from distil_dagster.type_info import TypeInfoError, distilabel_only_fields, is_distilabel, resolve_type_info
 
 if TYPE_CHECKING:
@@ -36,15 +35,7 @@ Format = Literal["yaml", "json"]
 def dump_pipeline(pipeline: Pipeline) -> dict[str, Any]:
     """The pipeline as plain data (what ``pipeline.yaml`` holds)."""
     dag = pipeline.dag
-    steps = []
-    for name in dag.names:
-        step = dag.step(name)
-        cls = type(step)
-        fields = {k: getattr(step, k) for k in type(step).model_fields if k != "pipeline"}
-        data = canonical(fields)
-        data["runtime_parameters_info"] = step.get_runtime_parameters_info()
-        data["type_info"] = {"module": cls.__module__, "name": cls.__qualname__}
-        steps.append({"step": data, "name": name})
+    steps = [{"step": dag.step(name).dump(), "name": name} for name in dag.names]
     connections = [{"from": name, "to": dag.successors(name)} for name in dag.names]
     routing = [
         {"step": r.upstream, "routing_batch_function": r.function.dump(), "targets": r.targets}

@@ -105,6 +105,29 @@ class _Step(RuntimeParametersMixin, ABC):
         """Whether the step processes batches as they come."""
         return not self.is_generator and not self.is_global
 
+    # -- what distilabel's steps also tell ----------------------------------------------------------
+    @property
+    def process_parameters(self) -> list[inspect.Parameter]:
+        """The parameters of ``process`` (``self`` excluded)."""
+        process = getattr(self, "process")  # noqa: B009  # each kind of step declares its own
+        return list(inspect.signature(process).parameters.values())
+
+    @property
+    def has_multiple_inputs(self) -> bool:
+        """Whether ``process`` takes one list of rows per predecessor (``*inputs``)."""
+        return any(p.kind is p.VAR_POSITIONAL for p in self.process_parameters)
+
+    def dump(self) -> dict[str, Any]:
+        """The step as plain data, as its entry in ``pipeline.yaml`` holds it: its fields (secrets
+        left out), ``runtime_parameters_info`` and ``type_info``."""
+        from distil_dagster.pipeline.signature import canonical
+
+        cls = type(self)
+        data: dict[str, Any] = canonical({k: getattr(self, k) for k in cls.model_fields if k != "pipeline"})
+        data["runtime_parameters_info"] = self.get_runtime_parameters_info()
+        data["type_info"] = {"module": cls.__module__, "name": cls.__qualname__}
+        return data
+
     # -- columns -------------------------------------------------------------------------------
     @property
     def inputs(self) -> StepColumns:

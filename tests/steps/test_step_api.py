@@ -15,7 +15,7 @@ from pydantic import Field
 from distil_dagster.errors import PipelineValidationError
 from distil_dagster.mixins.runtime_parameters import RuntimeParameter
 from distil_dagster.pipeline import Pipeline
-from distil_dagster.steps import GeneratorStep, GlobalStep, LoadDataFromDicts, Step, StepInput, step
+from distil_dagster.steps import GeneratorStep, GlobalStep, GroupColumns, LoadDataFromDicts, Step, StepInput, step
 from distil_dagster.steps.typing import StepOutput
 
 RESOURCES_INFO = {
@@ -215,6 +215,20 @@ def test_process_applying_mappings_called_by_hand_yields_mapped_rows_as_in_disti
 
     assert next(batches) == [{"prompt": "abc", "size": 3}, {"prompt": "a", "size": 1}]
     assert list(twice.process_applying_mappings([{"id": 0}])) == [[{"id": 0}], [{"id": -1}]]
+
+
+def test_step_dump_and_process_parameters_as_in_distilabel() -> None:
+    with Pipeline(name="dump") as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"id": 1}])
+        scale = Scale(name="scale", factor=3)
+        gen >> scale
+
+    assert scale.dump() == next(s["step"] for s in pipeline.dump()["pipeline"]["steps"] if s["name"] == "scale")
+    assert scale.dump()["factor"] == 3
+    assert scale.dump()["type_info"] == {"module": __name__, "name": "Scale"}
+    assert [p.name for p in scale.process_parameters] == ["inputs", "factor"]
+    assert not scale.has_multiple_inputs and not Annotate(name="a").has_multiple_inputs
+    assert GroupColumns(name="g", columns=["id"]).has_multiple_inputs
 
 
 def test_decorated_generator_and_global_steps_run(tmp_path: Path, rows) -> None:
