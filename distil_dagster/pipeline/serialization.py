@@ -198,7 +198,9 @@ def _load_routing(pipeline: Pipeline, routings: Any, source: str, problems: list
             # distilabel writes the function as the entry's type_info; the targets are the step's successors
             fn_spec = entry["type_info"]
             upstream = entry.get("step")
-            targets = pipeline.dag.successors(upstream) if isinstance(upstream, str) and upstream in pipeline.dag else []
+            targets = (
+                pipeline.dag.successors(upstream) if isinstance(upstream, str) and upstream in pipeline.dag else []
+            )
         if not isinstance(fn_spec, dict) or not isinstance(targets, list):
             problems.append(f"{where} must be a mapping with 'step', 'routing_batch_function' and 'targets'.")
             continue
