@@ -249,9 +249,9 @@ def test_grouping_and_combining_merge_metadata_alike(step: Step) -> None:
     assert lists[0][META] == [{"r": 1}, {"r": 2}, {"r": 3}]
 
 
-def test_merge_distilabel_metadata_lets_lists_win_over_dicts() -> None:
-    assert merge_distilabel_metadata({META: {"q": 3}}, {META: [{"r": 1}]}) == [{"r": 1}]
-    assert merge_distilabel_metadata({META: [{"r": 1}]}, {META: {"q": 3}}) == [{"r": 1}]
+def test_merge_distilabel_metadata_joins_a_dict_to_lists_as_one_element() -> None:
+    assert merge_distilabel_metadata({META: {"q": 3}}, {META: [{"r": 1}]}) == [{"q": 3}, {"r": 1}]
+    assert merge_distilabel_metadata({META: [{"r": 1}]}, {META: {"q": 3}}) == [{"r": 1}, {"q": 3}]
     assert merge_distilabel_metadata({META: None}, {"other": 1}) == {}
     assert merge_distilabel_metadata({META: {"r": [1]}}, {META: {"r": [2]}}) == {"r": [[1], [2]]}
 

@@ -23,21 +23,17 @@ def merge_distilabel_metadata(*rows: dict[str, Any]) -> dict[str, Any] | list[An
     Dictionaries are merged key by key: a key found in one row keeps its value, a key found in
     several rows gets the list of their values, in row order. Metadata given as a list (one
     dictionary per generation) is concatenated instead: when any row holds a list, the merged value
-    is the concatenation of the lists and the dictionaries of the other rows are left out. Rows
-    without metadata (or with ``None``) add nothing.
+    is the rows' lists joined in row order, a row's dictionary joining as one element (distilabel
+    drops it or fails; nothing is dropped here). Rows without metadata (or with ``None``) add nothing.
     """
+    found = [m for m in (row.get(_METADATA) for row in rows) if isinstance(m, (dict, list))]
+    if any(isinstance(m, list) for m in found):
+        return [item for m in found for item in (m if isinstance(m, list) else [m])]
     values: dict[str, list[Any]] = {}
-    lists: list[Any] | None = None
-    for row in rows:
-        metadata = row.get(_METADATA)
-        if isinstance(metadata, list):
-            lists = [*(lists or []), *metadata]
-        elif isinstance(metadata, dict):
-            for key, value in metadata.items():
-                values.setdefault(key, []).append(value)
-    if lists is not None:
-        return lists
-    return {key: found[0] if len(found) == 1 else found for key, found in values.items()}
+    for metadata in found:
+        for key, value in metadata.items():  # type: ignore[union-attr]  # only dictionaries here
+            values.setdefault(key, []).append(value)
+    return {key: seen[0] if len(seen) == 1 else seen for key, seen in values.items()}
 
 
 def _with_metadata(merged: dict[str, Any], rows: tuple[dict[str, Any], ...]) -> dict[str, Any]:
