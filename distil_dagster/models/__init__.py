@@ -9,21 +9,25 @@ from distil_dagster.models.llms import LLM, AsyncLLM, ChatType, GenerateOutput
 
 if TYPE_CHECKING:
     from distil_dagster.models.embeddings import Embeddings, SentenceTransformerEmbeddings
-    from distil_dagster.models.llms import InferenceEndpointsLLM, OpenAILLM, TransformersLLM
+    from distil_dagster.models.llms import ClientvLLM, InferenceEndpointsLLM, OllamaLLM, OpenAILLM, TransformersLLM
 
 __all__ = [
     "LLM",
     "AsyncLLM",
     "ChatType",
+    "ClientvLLM",
     "Embeddings",
     "GenerateOutput",
     "InferenceEndpointsLLM",
+    "OllamaLLM",
     "OpenAILLM",
     "SentenceTransformerEmbeddings",
     "TransformersLLM",
 ]
 
 _LAZY = {
+    "ClientvLLM": "distil_dagster.models.llms",
+    "OllamaLLM": "distil_dagster.models.llms",
     "InferenceEndpointsLLM": "distil_dagster.models.llms",
     "OpenAILLM": "distil_dagster.models.llms",
     "TransformersLLM": "distil_dagster.models.llms",

@@ -24,7 +24,8 @@ other candidate ``<word>~k`` has -1-k. ``echo`` on ``/completions`` puts the pro
 attempts per message, the most requests in flight at once, and keeps the headers and body of
 every request; ``GET /stats`` returns the counters
 and the busy window (first request in to last answer out), ``POST /stats/reset`` clears them (for
-a server in another process, as in ``benchmarks/llm_concurrency.py``). Other routes answer 404.
+a server in another process, as in ``benchmarks/llm_concurrency.py``). ``GET /v1/models`` lists one
+model, ``served-model``. Other routes answer 404.
 """
 
 from __future__ import annotations
@@ -184,6 +185,8 @@ class FakeOpenAIServer:
         route = (request.method, request.path.split("?", 1)[0])
         if route in (("POST", "/v1/chat/completions"), ("POST", "/v1/completions")):
             return await self._chat(request)
+        if route == ("GET", "/v1/models"):  # what vLLM lists: the model it serves
+            return _json({"object": "list", "data": [{"id": "served-model", "object": "model"}]})
         if route == ("GET", "/stats"):
             return _json(self.stats())
         if route == ("POST", "/stats/reset"):

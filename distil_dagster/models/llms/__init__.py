@@ -10,12 +10,26 @@ from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 if TYPE_CHECKING:
     from distil_dagster.models.llms.inference_endpoints import InferenceEndpointsLLM
+    from distil_dagster.models.llms.ollama import OllamaLLM
     from distil_dagster.models.llms.openai import OpenAILLM
     from distil_dagster.models.llms.transformers import TransformersLLM
+    from distil_dagster.models.llms.vllm_client import ClientvLLM
 
-__all__ = ["LLM", "AsyncLLM", "ChatType", "GenerateOutput", "InferenceEndpointsLLM", "OpenAILLM", "TransformersLLM"]
+__all__ = [
+    "LLM",
+    "AsyncLLM",
+    "ChatType",
+    "ClientvLLM",
+    "GenerateOutput",
+    "InferenceEndpointsLLM",
+    "OllamaLLM",
+    "OpenAILLM",
+    "TransformersLLM",
+]
 
 _BACKENDS = {
+    "ClientvLLM": "distil_dagster.models.llms.vllm_client",
+    "OllamaLLM": "distil_dagster.models.llms.ollama",
     "InferenceEndpointsLLM": "distil_dagster.models.llms.inference_endpoints",
     "OpenAILLM": "distil_dagster.models.llms.openai",
     "TransformersLLM": "distil_dagster.models.llms.transformers",

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, model_validator
 
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
-from distil_dagster.models.llms.openai import OpenAILLM, completion_output
+from distil_dagster.models.llms.openai import OpenAILLM, completion_output, concatenated_outputs
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 __all__ = ["InferenceEndpointsLLM"]
@@ -209,25 +209,9 @@ class InferenceEndpointsLLM(OpenAILLM):
         outputs = []
         for _ in range(num_generations):  # one request per generation: TGI's chat API has no `n`
             outputs.append(completion_output(await self._create(request), 1))
-        return _concatenated(outputs)
+        return concatenated_outputs(outputs)
 
 
 def _with_v1(url: str) -> str:
     root = url.rstrip("/")
     return root if root.endswith("/v1") else f"{root}/v1"
-
-
-def _concatenated(outputs: list[GenerateOutput]) -> GenerateOutput:
-    """One ``GenerateOutput`` holding the generations of several one-generation outputs, in order."""
-    merged: dict[str, Any] = {
-        "generations": [g for o in outputs for g in o["generations"]],
-        "statistics": {
-            "input_tokens": [t for o in outputs for t in o["statistics"]["input_tokens"]],
-            "output_tokens": [t for o in outputs for t in o["statistics"]["output_tokens"]],
-        },
-    }
-    if any("errors" in o for o in outputs):
-        merged["errors"] = [e for o in outputs for e in o.get("errors") or [None] * len(o["generations"])]
-    if any("logprobs" in o for o in outputs):
-        merged["logprobs"] = [lp for o in outputs for lp in o.get("logprobs") or [None] * len(o["generations"])]
-    return merged  # type: ignore[return-value]  # the keys of a GenerateOutput

@@ -40,7 +40,7 @@ from distil_dagster.models.llms.http_transport import lean_transport
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput, Logprob
 from distil_dagster.secrets import mask_secret
 
-__all__ = ["OpenAILLM", "completion_output"]
+__all__ = ["OpenAILLM", "completion_output", "concatenated_outputs"]
 
 _LOGGER = logging.getLogger("distil_dagster.models.openai")
 _API_KEY_ENV = "OPENAI_API_KEY"
@@ -373,3 +373,19 @@ def completion_output(completion: Any, num_generations: int, chat: bool = True) 
     if any(lp is not None for lp in logprobs):
         output["logprobs"] = logprobs + [None] * missing
     return output
+
+
+def concatenated_outputs(outputs: list[GenerateOutput]) -> GenerateOutput:
+    """One ``GenerateOutput`` holding the generations of several one-generation outputs, in order."""
+    merged: dict[str, Any] = {
+        "generations": [g for o in outputs for g in o["generations"]],
+        "statistics": {
+            "input_tokens": [t for o in outputs for t in o["statistics"]["input_tokens"]],
+            "output_tokens": [t for o in outputs for t in o["statistics"]["output_tokens"]],
+        },
+    }
+    if any("errors" in o for o in outputs):
+        merged["errors"] = [e for o in outputs for e in o.get("errors") or [None] * len(o["generations"])]
+    if any("logprobs" in o for o in outputs):
+        merged["logprobs"] = [lp for o in outputs for lp in o.get("logprobs") or [None] * len(o["generations"])]
+    return merged  # type: ignore[return-value]  # the keys of a GenerateOutput
