@@ -32,6 +32,7 @@ def test_ollama_sends_its_options_as_openai_fields_one_request_per_generation(
     server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OLLAMA_HOST", server.base_url.removesuffix("/v1").removeprefix("http://"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-ollama")  # an OpenAI key stays away from other servers
     llm = OllamaLLM(model="llama3")
     llm.load()
     try:
@@ -65,8 +66,9 @@ def test_ollama_refuses_options_the_openai_api_cannot_carry() -> None:
 
 
 def test_vllm_client_asks_the_server_for_its_model_and_writes_it_to_rows(
-    server: FakeOpenAIServer, tmp_path: Path, rows: Any
+    server: FakeOpenAIServer, tmp_path: Path, rows: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-vllm")
     with Pipeline(name="vllm", cache_dir=tmp_path) as pipeline:
         llm = ClientvLLM(base_url=server.base_url, tokenizer="org/model")
         generate = TextGeneration(name="gen", llm=llm, num_generations=2, group_generations=True)
@@ -78,3 +80,4 @@ def test_vllm_client_asks_the_server_for_its_model_and_writes_it_to_rows(
     assert server.bodies[0]["model"] == "served-model" and server.bodies[0]["n"] == 2
     assert server.bodies[0]["top_p"] == 0.5
     assert llm.model == ""  # the field stays as given: the signature does not depend on the server
+    assert server.authorizations == {"Bearer EMPTY"}

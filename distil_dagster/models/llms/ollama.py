@@ -53,6 +53,9 @@ class OllamaLLM(OpenAILLM):
     base_url: OptionalRuntimeParameter[str] = Field(  # Ollama's is `host`
         default=None, exclude=True, description="Not used: set `host`."
     )
+    api_key: OptionalRuntimeParameter[SecretStr] = Field(  # not $OPENAI_API_KEY: it is not Ollama's
+        default=None, description="Sent as the bearer token if given (Ollama checks none)."
+    )
     follow_redirects: bool = True
     tokenizer_id: OptionalRuntimeParameter[str] = Field(
         default=None, description="Accepted for distilabel compatibility; Ollama applies the chat template."

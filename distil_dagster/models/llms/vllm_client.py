@@ -13,8 +13,9 @@ import json
 import urllib.request
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
 from distil_dagster.models.llms.openai import OpenAILLM
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
@@ -34,6 +35,9 @@ class ClientvLLM(OpenAILLM):
     """
 
     model: str = ""
+    api_key: OptionalRuntimeParameter[SecretStr] = Field(  # not $OPENAI_API_KEY: it is not this server's
+        default=None, description="The server's key (`vllm serve --api-key`); default: `EMPTY`."
+    )
     tokenizer: str | None = None
     tokenizer_revision: str | None = None
 
