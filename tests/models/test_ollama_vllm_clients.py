@@ -3,7 +3,6 @@ on 127.0.0.1 that stands for Ollama's and vLLM's OpenAI-compatible APIs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,6 @@ from distil_dagster.steps.tasks import TextGeneration
 from tests.models.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
 
 
 def _chat(text: str) -> list[dict[str, str]]:

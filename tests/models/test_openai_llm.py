@@ -6,7 +6,6 @@ import asyncio
 import copy
 import json
 import pickle
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,6 @@ from tests.models.openai_server import FakeOpenAIServer
 pytestmark = pytest.mark.timeout(30)
 
 SECRET = "sk-test-DO-NOT-LEAK-1234"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
 
 
 def make_llm(server: FakeOpenAIServer, **kwargs: Any) -> OpenAILLM:
