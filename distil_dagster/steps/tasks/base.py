@@ -329,14 +329,6 @@ class GeneratorTask(_Task, GeneratorStep):
     Subclasses implement ``outputs``, ``format_output`` and ``process(offset)``, which builds the
     conversations, calls ``self.llm.generate_outputs(...)`` and yields ``(rows, is_last_batch)``;
     ``self._format_outputs(output, input)`` gives the columns and metadata of each generation and
-    ``self._rows_for(input, formatted)`` the rows (honouring ``group_generations``).
-
-    Attributes:
-        llm: the model that answers (its runtime parameters nest under ``llm``).
-        num_generations: generations per prompt.
-        group_generations: one row per prompt with a list per output column.
-        add_raw_output: keep the generated text in ``raw_output_<task>`` of ``distilabel_metadata``.
-        add_raw_input: keep the conversation sent in ``raw_input_<task>`` of ``distilabel_metadata``.
-        use_default_structured_output: when the LLM has no ``structured_output``, constrain it to
-            the task's own schema (``get_structured_output()``) while the task is loaded.
+    ``self._rows_for(input, formatted)`` the rows (honouring ``group_generations``). Its fields
+    are ``Task``'s, described on ``_Task``, plus the generator's ``batch_size``.
     """
