@@ -281,9 +281,12 @@ def test_default_headers_are_sent_with_every_request(server: FakeOpenAIServer) -
     assert [h.get("x-team") for h in server.headers] == ["data-1", "data-1"]
 
 
-def test_default_headers_stay_out_of_the_signature() -> None:
+def test_default_headers_stay_out_of_the_signature_and_the_pipeline_file() -> None:
     llm = OpenAILLM(model="m", api_key="k", default_headers={"Authorization-Extra": "secret"})
     assert "default_headers" not in llm.signature_fields()
+    with Pipeline(name="headers") as pipeline:
+        LoadDataFromDicts(data=[{"instruction": "a"}]) >> TextGeneration(name="gen", llm=llm)
+    assert "secret" not in json.dumps(pipeline.dump())
 
 
 def test_output_tokens_split_the_request_total_over_its_generations() -> None:

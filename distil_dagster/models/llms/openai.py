@@ -85,7 +85,9 @@ class OpenAILLM(AsyncLLM):
         max_retries: retries of a failed request (429, 5xx, timeouts, connection errors).
         retry_backoff: seconds before the first retry; doubled for each further one.
         default_headers: HTTP headers sent with every request (e.g. a gateway's routing or auth
-            headers; left out of the cache signature).
+            headers). A header may carry a credential, so they are left out of the cache signature
+            and of ``pipeline.yaml`` (distilabel writes them there): give them again, e.g. as a
+            runtime parameter, to a pipeline rebuilt from its file.
 
     Examples:
         >>> llm = OpenAILLM(model="gpt-4o-mini", base_url="http://localhost:8000/v1", api_key="-")
@@ -109,7 +111,7 @@ class OpenAILLM(AsyncLLM):
         default=0.5, description="Seconds before the first retry; doubled for each further retry."
     )
     default_headers: OptionalRuntimeParameter[dict[str, str]] = Field(
-        default=None, description="HTTP headers sent with every request."
+        default=None, exclude=True, description="HTTP headers sent with every request."
     )
 
     signature_exclude: ClassVar[frozenset[str]] = frozenset(
