@@ -98,11 +98,19 @@ def is_distilabel(type_info: Any) -> bool:
     return isinstance(type_info, dict) and str(type_info.get("module") or "").split(".")[0] == "distilabel"
 
 
-def distilabel_only_fields(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def distilabel_only_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` (the fields distilabel wrote for an object of ``cls``) without the fields ``cls``
-    lacks that hold nothing (``None``, ``False``, empty), and the names of those it lacks that hold
-    a value (the caller refuses them by name)."""
+    lacks that hold nothing (``None``, ``False``, empty).
+
+    Raises:
+        TypeInfoError: naming the fields ``cls`` lacks that hold a value.
+    """
     fields = getattr(cls, "model_fields", {})
     unknown = {key: value for key, value in data.items() if key not in fields and key != "name"}
     used = sorted(key for key, value in unknown.items() if value not in (None, False, [], {}, ""))
-    return {key: value for key, value in data.items() if key not in unknown}, used
+    if used:
+        raise TypeInfoError(
+            f"distilabel's {cls.__name__} fields {used} have no distil_dagster counterpart; remove them "
+            "from the file to run it without them."
+        )
+    return {key: value for key, value in data.items() if key not in unknown}

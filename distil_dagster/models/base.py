@@ -49,12 +49,7 @@ class Model(RuntimeParametersMixin, ABC):
         if any(not isinstance(key, str) for key in data):
             raise ValueError(f"{cls.__name__} fields must be named by strings, got {sorted(map(repr, data))}.")
         if is_distilabel(info):  # a file distilabel wrote: its fields that hold nothing are dropped
-            data, used = distilabel_only_fields(obj, data)
-            if used:
-                raise ValueError(
-                    f"distilabel's {obj.__name__} fields {used} have no distil_dagster counterpart; remove them "
-                    "from the file to run it without them."
-                )
+            data = distilabel_only_fields(obj, data)
         model: ModelT = obj(**data)
         return model
 

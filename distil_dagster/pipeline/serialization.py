@@ -156,14 +156,11 @@ def _load_steps(steps_spec: list[Any], source: str, problems: list[str]) -> None
 
 def _known_fields(cls: type, data: dict[str, Any], what: str, problems: list[str]) -> dict[str, Any] | None:
     """``data`` without the distilabel-only fields that hold nothing; ``None`` (and a problem) if one holds a value."""
-    kept, used = distilabel_only_fields(cls, data)
-    if used:
-        problems.append(
-            f"{what}: distilabel's {cls.__name__} fields {used} have no distil_dagster counterpart; remove them "
-            "from the file to run it without them."
-        )
+    try:
+        return distilabel_only_fields(cls, data)
+    except TypeInfoError as exc:
+        problems.append(f"{what}: {exc}")
         return None
-    return kept
 
 
 def _load_connections(pipeline: Pipeline, connections: Any, source: str, problems: list[str]) -> None:

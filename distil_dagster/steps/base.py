@@ -340,7 +340,7 @@ class Step(_Step):
         """Return ``(positional StepInput parameters, accepts *args)`` of ``process``."""
         params = [
             p
-            for p in inspect.signature(self.process).parameters.values()
+            for p in self.process_parameters
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
         ]
         var = any(p.kind is p.VAR_POSITIONAL for p in params)

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, model_validator
 
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
-from distil_dagster.models.llms.openai import OpenAILLM, completion_output, concatenated_outputs
+from distil_dagster.models.llms.openai import OpenAILLM
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 __all__ = ["InferenceEndpointsLLM"]
@@ -206,10 +206,7 @@ class InferenceEndpointsLLM(OpenAILLM):
         }
         request = {"model": self._model, "messages": input, "max_tokens": max_new_tokens, "temperature": temperature}
         request.update({k: v for k, v in optional.items() if v is not None})
-        outputs = []
-        for _ in range(num_generations):  # one request per generation: TGI's chat API has no `n`
-            outputs.append(completion_output(await self._create(request), 1))
-        return concatenated_outputs(outputs)
+        return await self._one_request_per_generation(request, num_generations)
 
 
 def _with_v1(url: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr
 
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
-from distil_dagster.models.llms.openai import OpenAILLM, completion_output, concatenated_outputs
+from distil_dagster.models.llms.openai import OpenAILLM
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput
 
 __all__ = ["OllamaLLM"]
@@ -110,7 +110,4 @@ class OllamaLLM(OpenAILLM):
         response_format = self.response_format() or ({"type": "json_object"} if format == "json" else None)
         if response_format is not None:
             request["response_format"] = response_format
-        outputs = []
-        for _ in range(num_generations):
-            outputs.append(completion_output(await self._create(request), 1))
-        return concatenated_outputs(outputs)
+        return await self._one_request_per_generation(request, num_generations)

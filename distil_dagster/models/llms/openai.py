@@ -264,6 +264,12 @@ class OpenAILLM(AsyncLLM):
         completion = await self._create(request, path)
         return completion_output(completion, num_generations, chat=path == "/chat/completions")
 
+    async def _one_request_per_generation(self, request: dict[str, Any], num_generations: int) -> GenerateOutput:
+        """``num_generations`` chat completions of ``request``, one request each, for servers
+        without ``n`` (TGI, Ollama), as one output."""
+        outputs = [completion_output(await self._create(request), 1) for _ in range(num_generations)]
+        return concatenated_outputs(outputs)
+
     async def _create(self, request: dict[str, Any], path: str = "/chat/completions") -> Any:
         """POST the request on a client with a free connection, retrying as the module docstring says.
 
