@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, PositiveInt, PrivateAttr
 
 from distil_dagster.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
 from distil_dagster.steps.resources import StepResources
+from distil_dagster.steps.shadowed_columns import ShadowedColumns
 from distil_dagster.steps.typing import GeneratorStepOutput, StepColumns, StepOutput
 
 if TYPE_CHECKING:
@@ -251,11 +252,12 @@ class _Step(RuntimeParametersMixin, ABC):
     def _runtime_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def _map_inputs(self, inputs: tuple[Rows, ...]) -> tuple[tuple[Rows, ...], list[list[dict[str, Any]]]]:
-        """Expose upstream columns under the step's input names; remember overridden values."""
+    def _map_inputs(self, inputs: tuple[Rows, ...]) -> tuple[tuple[Rows, ...], list[ShadowedColumns]]:
+        """Expose upstream columns under the step's input names; remember the values of upstream
+        columns that a mapped column hides (``{"instruction": "prompt"}`` on rows that have both)."""
         mappings = self.input_mappings
         mapped_inputs: list[Rows] = []
-        overridden: list[list[dict[str, Any]]] = []
+        shadowed: list[ShadowedColumns] = []
         for rows in inputs:
             mapped: Rows = []
             saved: list[dict[str, Any]] = []
@@ -270,17 +272,19 @@ class _Step(RuntimeParametersMixin, ABC):
                 mapped.append(new)
                 saved.append(kept)
             mapped_inputs.append(mapped)
-            overridden.append(saved)
-        return tuple(mapped_inputs), overridden
+            shadowed.append(ShadowedColumns(mapped, saved))
+        return tuple(mapped_inputs), shadowed
 
-    def _map_outputs(self, rows: Rows, overridden: list[dict[str, Any]] | None) -> Rows:
-        """Rename outputs (``output_mappings``) and give mapped inputs back their upstream names."""
+    def _map_outputs(self, rows: Rows, shadowed: ShadowedColumns | None) -> Rows:
+        """Rename outputs (``output_mappings``) and give mapped inputs back their upstream names;
+        a hidden upstream column comes back where the step did not write a column of that name."""
         rename = {**{k: v for k, v in self.input_mappings.items()}, **self.output_mappings}
         result: Rows = []
         for i, row in enumerate(rows):
             new = {rename.get(k, k): v for k, v in row.items()}
-            if overridden is not None and i < len(overridden):
-                new.update(overridden[i])
+            if shadowed is not None:
+                for col, value in shadowed.for_output(row, i, len(rows)).items():
+                    new.setdefault(col, value)
             result.append(new)
         return result
 
@@ -316,25 +320,25 @@ class Step(_Step):
     def process_batch(self, *inputs: Rows) -> Rows:
         """One batch as the engine runs it: mappings applied around ``process``, whose first
         yielded list of rows is the output (as distilabel's engine)."""
-        mapped, overridden = self._map_inputs(inputs) if self.input_mappings else (inputs, [])
+        mapped, shadowed = self._map_inputs(inputs) if self.input_mappings else (inputs, [])
         rows = _first_output(self, self.process(*mapped, **self._runtime_kwargs()))
-        return self._mapped_output(rows, overridden)
+        return self._mapped_output(rows, shadowed)
 
     def process_applying_mappings(self, *inputs: Rows) -> Iterator[Rows]:
         """distilabel's entry point for calling a step by hand (e.g. in a unit test):
         ``next(step.process_applying_mappings(rows))``; yields every list of rows ``process``
         yields, mappings applied."""
-        mapped, overridden = self._map_inputs(inputs) if self.input_mappings else (inputs, [])
+        mapped, shadowed = self._map_inputs(inputs) if self.input_mappings else (inputs, [])
         result = self.process(*mapped, **self._runtime_kwargs())
         if result is None:
             raise TypeError(f"Step '{self.name}': process() returned None; it must yield a list of rows.")
         for rows in [result] if isinstance(result, list) else result:
-            yield self._mapped_output(rows, overridden)
+            yield self._mapped_output(rows, shadowed)
 
-    def _mapped_output(self, rows: Rows, overridden: list[list[dict[str, Any]]]) -> Rows:
+    def _mapped_output(self, rows: Rows, shadowed: list[ShadowedColumns]) -> Rows:
         if not self.input_mappings and not self.output_mappings:
             return rows
-        return self._map_outputs(rows, overridden[0] if len(overridden) == 1 else None)
+        return self._map_outputs(rows, shadowed[0] if len(shadowed) == 1 else None)
 
     def process_parameter_names(self) -> tuple[int, bool]:
         """Return ``(positional StepInput parameters, accepts *args)`` of ``process``."""

@@ -267,6 +267,49 @@ def test_input_mapping_keeps_an_upstream_column_with_the_inputs_name(tmp_path: P
     assert result == [{"id": 0, "instruction": "kept", "prompt": "abc", "length": 3}]
 
 
+@step(inputs=["instruction"], outputs=["generation"])
+def Echo(inputs: StepInput) -> StepOutput:
+    for row in inputs:
+        row["generation"] = row["instruction"].upper()
+    yield inputs
+
+
+@step(inputs=["instruction"], outputs=["generation"])
+def DropB(inputs: StepInput) -> StepOutput:
+    kept = [row for row in inputs if row["instruction"] != "b"]
+    for row in kept:
+        row["generation"] = row["instruction"]
+    yield kept
+
+
+@step(inputs=["instruction"], outputs=["generation"])
+def TwoEach(inputs: StepInput) -> StepOutput:
+    yield [{**row, "generation": f"{row['instruction']}{k}"} for row in inputs for k in range(2)]
+
+
+def test_an_output_mapped_onto_a_hidden_column_wins_over_the_hidden_value(tmp_path: Path, rows) -> None:
+    with Pipeline(name="mapping-output-wins", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"prompt": "a", "instruction": "old"}])
+        gen >> Echo(
+            name="echo", input_mappings={"instruction": "prompt"}, output_mappings={"generation": "instruction"}
+        )
+
+    assert rows(pipeline.run()) == [{"prompt": "a", "instruction": "A"}]
+
+
+def test_a_hidden_column_goes_back_to_the_row_it_came_from_when_rows_are_dropped_or_expanded() -> None:
+    def upstream() -> list[dict[str, str]]:
+        return [{"prompt": p, "instruction": f"old_{p}"} for p in "abc"]
+
+    dropped = next(DropB(name="drop", input_mappings={"instruction": "prompt"}).process_applying_mappings(upstream()))
+    expanded = next(TwoEach(name="two", input_mappings={"instruction": "prompt"}).process_applying_mappings(upstream()))
+
+    assert [(r["prompt"], r["instruction"]) for r in dropped] == [("a", "old_a"), ("c", "old_c")]
+    assert [(r["generation"], r["instruction"]) for r in expanded] == [
+        (f"{p}{k}", f"old_{p}") for p in "abc" for k in range(2)
+    ]
+
+
 def test_mapping_an_input_to_a_missing_column_is_refused(tmp_path: Path) -> None:
     with Pipeline(name="mapping-missing", cache_dir=tmp_path, seed=0) as pipeline:
         gen = LoadDataFromDicts(name="gen", data=[{"id": 0, "prompt": "abc"}])
