@@ -20,6 +20,7 @@ from distil_dagster.steps.generators.data import LoadDataFromDicts
 from distil_dagster.steps.generators.file_system import LoadDataFromFileSystem
 from distil_dagster.steps.generators.huggingface import LoadDataFromDisk, LoadDataFromHub
 from distil_dagster.steps.resources import StepResources
+from distil_dagster.steps.typing import GeneratorStepOutput, StepOutput
 
 if TYPE_CHECKING:
     from distil_dagster.steps.columns.merge import MergeColumns
@@ -48,6 +49,7 @@ __all__ = [
     "FormatTextGenerationDPO",
     "FormatTextGenerationSFT",
     "GeneratorStep",
+    "GeneratorStepOutput",
     "GlobalStep",
     "GroupColumns",
     "KeepColumns",
@@ -59,6 +61,7 @@ __all__ = [
     "PushToHub",
     "Step",
     "StepInput",
+    "StepOutput",
     "StepResources",
     "TruncateTextColumn",
     "make_generator_step",
