@@ -26,6 +26,7 @@ from datasets import Dataset, DatasetDict, load_from_disk
 
 from distil_dagster.cache.batch_store import LeafPart, leaf_parts, leaf_runs, read_leaf_run
 from distil_dagster.cache.journal import CommitJournal
+from distil_dagster.cache.layout import CacheLayout
 from distil_dagster.cache.leaf_arrow import conform, leaf_arrow_file, leaf_schema
 from distil_dagster.distiset_card import card_text
 from distil_dagster.errors import DistisetError
@@ -252,7 +253,7 @@ def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[LeafPart]]:
         committed = CommitJournal(journal).read()
         for step, records in committed.items():
             files = leaf_parts(root, (r for _, r in sorted(records.items())))
-            if (data_dir / step).is_dir() or files:
+            if (data_dir / step).is_dir() or files or _snapshot_says_leaf(root, step):
                 leaves[step] = files
         for child in data_dir.iterdir() if data_dir.is_dir() else []:
             if child.is_dir():
@@ -261,6 +262,15 @@ def _leaf_files(root: Path, data_dir: Path) -> dict[str, list[LeafPart]]:
     for child in sorted(p for p in data_dir.iterdir() if p.is_dir()) if data_dir.is_dir() else []:
         leaves[child.name] = [LeafPart(p) for p in sorted(child.glob("[0-9]*.parquet"))]
     return leaves
+
+
+def _snapshot_says_leaf(root: Path, step: str) -> bool:
+    """Whether the step's snapshot marks it a leaf (a leaf whose batches all came out empty has
+    no data folder; the snapshot is what tells it from an intermediate step)."""
+    try:
+        return json.loads((CacheLayout(root).steps_snapshot_dir / f"{step}.json").read_text()).get("leaf") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _in_memory(leaf: str, files: list[LeafPart], enable_metadata: bool) -> Dataset:

@@ -64,6 +64,30 @@ def test_several_leaves_give_one_config_per_leaf_name(tmp_path: Path) -> None:
     assert sorted(distiset) == ["leaf0", "leaf1"]
 
 
+class DropAll(Step):
+    """A leaf whose every batch comes out empty."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        yield []
+
+
+def test_a_leaf_that_produced_no_rows_is_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Pipeline(name="empty-leaf", cache_dir=tmp_path, seed=0) as pipeline:
+        gen = LoadDataFromDicts(name="gen", data=[{"id": i} for i in range(6)], batch_size=3)
+        gen >> [Note(name="kept", input_batch_size=3), DropAll(name="dropped", input_batch_size=3)]
+
+    distiset = pipeline.run()
+
+    assert list(distiset) == ["default"] and distiset["default"]["train"].num_rows == 6
+    assert "Leaf step 'dropped' produced no rows; it is left out of the Distiset." in caplog.text
+
+
 def test_metadata_column_is_dropped_unless_enabled(tmp_path: Path, cache, rows) -> None:
     dropped = build(tmp_path).run()
     kept = build(tmp_path, enable_metadata=True).run()
