@@ -22,7 +22,9 @@ class EngineConfig(BaseModel):
         max_pending_rows: rows of finished batches that may wait for the writer before the
             scheduler blocks (bounds memory; the writer commits what waits as one group, with one
             filesystem sync, so a larger bound means fewer syncs).
-        start_method: how worker processes start (``forkserver``: fast and CUDA-safe).
+        start_method: how worker processes start (``None``: ``forkserver``, fast and CUDA-safe, or
+            ``fork`` where workers could not import the main module again: a script without
+            ``if __name__ == "__main__":``, a notebook; see ``engine/main_module.py``).
         cuda_devices: the devices to hand out to GPU steps; overrides ``CUDA_VISIBLE_DEVICES``
             and the driver's count.
         progress_interval: seconds between progress lines when the console is not a terminal.
@@ -39,7 +41,7 @@ class EngineConfig(BaseModel):
     fsync: bool = True
     lock_timeout: PositiveFloat = 600.0
     max_pending_rows: PositiveInt = 20_000
-    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
+    start_method: Literal["forkserver", "spawn", "fork"] | None = None
     cuda_devices: list[int | str] | None = None
     progress_interval: PositiveFloat = 10.0
     step_timeout: PositiveFloat | None = None

@@ -37,6 +37,7 @@ from distil_dagster.engine.events import RunListener, StagedListener
 from distil_dagster.engine.heap import settled_heap
 from distil_dagster.engine.inline import InlineBackend
 from distil_dagster.engine.interrupts import interrupt_handlers
+from distil_dagster.engine.main_module import start_method_for
 from distil_dagster.engine.processes import ProcessBackend
 from distil_dagster.engine.progress import Listeners, ProgressReporter
 from distil_dagster.engine.run_log import LOGGER_NAME, run_logging
@@ -235,7 +236,8 @@ def run_pipeline(
     if ray_address is not None:
         config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
     with settled_heap():  # objects alive now are long-lived: full GC passes skip them
-        start_method = (config or EngineConfig()).start_method
+        steps = (pipeline.dag.step(name) for name in pipeline.dag.names)
+        start_method = start_method_for((config or EngineConfig()).start_method, steps)
         # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
         # from the engine and its committer) nor with plain fork (a child forked while the thread
         # holds an import lock could never take it).
@@ -361,7 +363,7 @@ def make_backend(
             config.step_retries,
             config.fsync if file_fsync is None else file_fsync,
             logger,
-            start_method=config.start_method,
+            start_method=config.start_method or "forkserver",
             step_timeout=config.step_timeout,
         )
         backend.cuda_devices = config.cuda_devices
@@ -469,7 +471,9 @@ def _execute(
             listener.on_start(steps, {n: list(committed.get(n, {}).values()) for n in steps})
         return RunResult(layout, _reused_summary(steps, committed), steps, leaves, from_cache=True)
     if executor == "processes":  # the worker server imports the engine while this thread prepares
-        process_context(config.start_method, start_server=True)
+        method = start_method_for(config.start_method, (dag.step(name) for name in dag.names), logger)
+        config = config.model_copy(update={"start_method": method})
+        process_context(method, start_server=True)
     if committed:
         _log_resume(logger, steps, committed)
     removed = _remove_uncounted(layout, committed)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from distil_dagster.cache.journal import CommitJournal, is_complete
 from distil_dagster.cache.layout import CacheLayout
+from distil_dagster.engine.main_module import start_method_for
 
 if TYPE_CHECKING:
     from distil_dagster.engine.config import EngineConfig
@@ -48,7 +49,8 @@ def prestart(pipeline: Pipeline, use_cache: bool, config: EngineConfig | None) -
     A hint read without the run's lock: the run decides again (and starts the server itself if
     this did not and it needs workers).
     """
-    start_method = config.start_method if config is not None else "forkserver"
+    steps = (pipeline.dag.step(name) for name in pipeline.dag.names)
+    start_method = start_method_for(config.start_method if config is not None else None, steps)
     if start_method != "forkserver":
         return
     if use_cache:
