@@ -57,7 +57,7 @@ def fork_reason(steps: Iterable[Any]) -> str | None:
         return f"the main module comes from {path}, which workers cannot import"
     if not _guarded(path):
         return (
-            f"the script {os.path.basename(path)} has no `if __name__ == \"__main__\":` block, so workers "
+            f'the script {os.path.basename(path)} has no `if __name__ == "__main__":` block, so workers '
             "importing it would start the pipeline again"
         )
     return None

@@ -56,7 +56,7 @@ def test_a_run_started_at_import_time_or_from_a_session_forks_its_workers(tmp_pa
     assert done.returncode == 0, done.stderr
     assert "ROWS " + repr([{"a": i, "b": 2 * i} for i in range(5)]) in done.stdout
     reason = {
-        "script": "the script unguarded.py has no `if __name__ == \"__main__\":` block",
+        "script": 'the script unguarded.py has no `if __name__ == "__main__":` block',
         "command": "steps ['double'] are defined in an interactive session",
         "stdin": "the main module comes from <stdin>",
     }[how]
