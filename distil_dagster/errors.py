@@ -13,6 +13,7 @@ __all__ = [
     "DistisetError",
     "GeneratorStepError",
     "GlobalStepError",
+    "MissingRequirementsError",
     "PipelineValidationError",
     "RemoteError",
     "RemoteTraceback",
@@ -44,6 +45,22 @@ class PipelineValidationError(DistilDagsterError, ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"Invalid pipeline ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class MissingRequirementsError(PipelineValidationError, ModuleNotFoundError):
+    """Packages the pipeline or its steps declare are missing (or at another version); raised
+    before any work. A ``ModuleNotFoundError`` too, as distilabel raises.
+
+    Attributes:
+        requirements: the unmet requirements, as ``pip install`` takes them.
+    """
+
+    def __init__(self, problems: list[str], requirements: list[str]) -> None:
+        self.problems = list(problems)
+        self.requirements = list(requirements)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        quoted = " ".join(f"'{r}'" for r in self.requirements)
+        ImportError.__init__(self, f"Missing requirements:\n{lines}\nInstall them with: pip install {quoted}")
 
 
 class StepLoadError(DistilDagsterError, RuntimeError):

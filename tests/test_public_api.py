@@ -69,6 +69,7 @@ EXPORTS = {
         "DistisetError",
         "GeneratorStepError",
         "GlobalStepError",
+        "MissingRequirementsError",
         "PipelineValidationError",
         "RemoteError",
         "RemoteTraceback",
@@ -79,6 +80,7 @@ EXPORTS = {
         "StepTimeoutError",
         "WorkerDiedError",
     ],
+    "distil_dagster.utils.requirements": ["requirements"],
 }
 
 

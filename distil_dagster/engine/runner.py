@@ -413,6 +413,7 @@ def execute_pipeline(
     if executor == "ray":
         _require_ray()
     apply_parameters(pipeline, parameters or {})
+    pipeline.check_requirements()
     if steps is not None:
         unknown = [s for s in steps if s not in pipeline.dag]
         if unknown:

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from distil_dagster.errors import PipelineValidationError
+from distil_dagster.errors import MissingRequirementsError, PipelineValidationError
+from distil_dagster.mixins.requirements import missing_requirement, parse_requirements
 from distil_dagster.pipeline.context import reset_active_pipeline, set_active_pipeline
 from distil_dagster.pipeline.dag import DAG, unsafe_name_reason
 from distil_dagster.pipeline.load_groups import LoadGroups
@@ -46,7 +47,8 @@ class Pipeline:
         description: free text, kept in ``pipeline.yaml``.
         cache_dir: where the cache lives (see :func:`default_cache_dir`).
         enable_metadata: keep the ``distilabel_metadata`` column in the Distiset.
-        requirements: accepted for distilabel compatibility; recorded only.
+        requirements: packages the pipeline needs (PEP 508 strings); with the steps' own
+            (``@requirements``), checked before any work of a run.
         seed: seeds routing decisions, so every run routes the same way.
     """
 
@@ -68,6 +70,38 @@ class Pipeline:
         self.dag = DAG()
         self._name_counts: dict[str, int] = {}
         self._tokens: list[object] = []
+
+    @property
+    def requirements(self) -> list[str]:
+        """The packages the pipeline needs: its own and its steps' (distilabel's), sorted."""
+        steps = (r for name in self.dag.names for r in self.dag.step(name).requirements)
+        return sorted({*self._requirements, *steps})
+
+    @requirements.setter
+    def requirements(self, value: list[str]) -> None:
+        try:
+            self._requirements = parse_requirements(value, f"Pipeline {self._name or ''!r}")
+        except ValueError as exc:
+            raise PipelineValidationError([str(exc)]) from None
+
+    def requirements_to_install(self) -> list[str]:
+        """The requirements this environment does not meet (distilabel's)."""
+        return [r for r in self.requirements if missing_requirement(r) is not None]
+
+    def check_requirements(self) -> None:
+        """Raise :class:`MissingRequirementsError` naming each unmet requirement and who declared it."""
+        owners = [(f"Pipeline '{self.name}'", self._requirements)] + [
+            (f"Step '{name}'", self.dag.step(name).requirements) for name in self.dag.names
+        ]
+        problems, missing = [], []
+        for owner, requirements in owners:
+            for requirement in requirements:
+                why = missing_requirement(requirement)
+                if why is not None:
+                    problems.append(f"{owner} requires {requirement!r}: {why}.")
+                    missing.append(requirement)
+        if problems:
+            raise MissingRequirementsError(problems, sorted(set(missing)))
 
     @property
     def name(self) -> str:

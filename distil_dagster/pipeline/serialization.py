@@ -20,6 +20,7 @@ import yaml
 
 from distil_dagster import __version__
 from distil_dagster.errors import PipelineValidationError
+from distil_dagster.mixins.requirements import parse_requirements
 from distil_dagster.pipeline.remote import fetch_text, is_url
 from distil_dagster.pipeline.routing import RoutingBatchFunction
 from distil_dagster.type_info import TypeInfoError, distilabel_only_fields, is_distilabel, resolve_type_info
@@ -53,6 +54,7 @@ def dump_pipeline(pipeline: Pipeline) -> dict[str, Any]:
             "routing_batch_functions": routing,
             "type_info": {"module": type(pipeline).__module__, "name": type(pipeline).__qualname__},
         },
+        "requirements": pipeline.requirements,
     }
 
 
@@ -244,6 +246,17 @@ def _pipeline_fields(spec: dict[Any, Any], source: str) -> dict[str, Any]:
     return fields
 
 
+def _requirements(data: dict[Any, Any], source: str) -> list[str]:
+    """The document's top-level ``requirements`` (as distilabel writes them), checked."""
+    value = data.get("requirements") or []
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise PipelineValidationError([f"{source}: 'requirements' must be a list of strings."])
+    try:
+        return parse_requirements(value, f"{source}: 'requirements'")
+    except ValueError as exc:
+        raise PipelineValidationError([str(exc)]) from None
+
+
 def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     """Rebuild a pipeline from :func:`dump_pipeline` output; a bad document raises one error listing its problems."""
     from distil_dagster.pipeline.base import Pipeline
@@ -255,7 +268,7 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     steps_spec = spec.get("steps") or []
     if not isinstance(steps_spec, list):
         raise PipelineValidationError([f"{source}: 'pipeline.steps' must be a list."])
-    pipeline = Pipeline(**_pipeline_fields(spec, source))
+    pipeline = Pipeline(**_pipeline_fields(spec, source), requirements=_requirements(data, source))
     problems: list[str] = []
     with pipeline:
         _load_steps(steps_spec, source, problems)

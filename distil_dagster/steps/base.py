@@ -73,6 +73,9 @@ class _Step(RuntimeParametersMixin, ABC):
     pipeline: Any = Field(default=None, exclude=True, repr=False)
 
     _built_from_decorator: ClassVar[bool] = False
+    #: Packages the step needs (PEP 508 strings), set with ``@requirements([...])``; a run with one
+    #: missing fails before any work.
+    requirements: ClassVar[list[str]] = []
     signature_exclude: ClassVar[frozenset[str]] = frozenset()
     """Fields that do not change the output (left out of the cache signature)."""
     _loaded: bool = PrivateAttr(default=False)

@@ -1,0 +1,1 @@
+"""Helpers at distilabel's ``distilabel.utils`` paths."""
