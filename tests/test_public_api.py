@@ -48,7 +48,14 @@ EXPORTS = {
         "RuntimeParametersNames",
     ],
     "distil_dagster.distiset": ["Distiset", "create_distiset"],
-    "distil_dagster.steps.tasks": ["ChatGeneration", "GeneratorTask", "Task", "TextGeneration"],
+    "distil_dagster.steps.tasks": [
+        "ChatGeneration",
+        "GeneratorTask",
+        "StructuredGeneration",
+        "Task",
+        "TextGeneration",
+        "task",
+    ],
     "distil_dagster.models": [
         "LLM",
         "AsyncLLM",

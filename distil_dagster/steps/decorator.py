@@ -9,22 +9,43 @@ def InstructionLength(inputs: StepInput, factor: RuntimeParameter[int] = 1) -> S
 ```
 
 The function's keyword parameters become runtime parameters. The returned class lives at the
-function's module and name, so ``pipeline.yaml`` can import it back.
+function's module and name, so ``pipeline.yaml`` can import it back. ``function_class`` and
+``columns_property`` are how: ``@task`` (``steps/tasks/decorator.py``) builds its classes with them too.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_args, get_origin, overload
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, overload
 
 from distil_dagster.mixins.runtime_parameters import _RUNTIME_PARAMETER_ANNOTATION, RuntimeParameter
 from distil_dagster.steps.base import _STEP_INPUT_ANNOTATION, GeneratorStep, GlobalStep, Step, _Step
 from distil_dagster.steps.typing import StepColumns
 
-__all__ = ["step"]
+__all__ = ["columns_property", "function_class", "step"]
+
+ClassT = TypeVar("ClassT", bound=type)
 
 _BASES: dict[str, type[_Step]] = {"normal": Step, "global": GlobalStep, "generator": GeneratorStep}
+
+
+def function_class(func: Callable[..., Any], base: ClassT, namespace: dict[str, Any]) -> ClassT:
+    """A subclass of ``base`` with ``namespace``, named and placed as ``func`` (module, qualified name).
+
+    A decorator returning it rebinds the function's name to the class, so ``<module>.<name>`` finds
+    the class: pickling by reference (what worker processes receive) and the ``type_info`` of
+    ``pipeline.yaml`` both import it back that way. The class's docstring is the function's unless
+    ``namespace`` gives one.
+    """
+    body = {"__doc__": func.__doc__, **namespace, "__module__": func.__module__, "__qualname__": func.__qualname__}
+    cls: ClassT = type(func.__name__, (base,), body)  # type: ignore[assignment]  # a subclass of base
+    return cls
+
+
+def columns_property(columns: StepColumns | None) -> property:
+    """An ``inputs``/``outputs`` property answering a fresh copy of ``columns`` (``[]`` for ``None``)."""
+    return property(lambda self: dict(columns) if isinstance(columns, dict) else list(columns or []))
 
 
 def _is_step_input(param: inspect.Parameter) -> bool:
@@ -93,10 +114,9 @@ def step(
         takes_offset = "offset" in inspect.signature(func).parameters
         base = _BASES[step_type]
         namespace: dict[str, Any] = {
-            "inputs": property(lambda self: list(inputs or []) if not isinstance(inputs, dict) else dict(inputs)),
-            "outputs": property(lambda self: list(outputs or []) if not isinstance(outputs, dict) else dict(outputs)),
+            "inputs": columns_property(inputs),
+            "outputs": columns_property(outputs),
             "_runtime_kwargs": lambda self: {n: getattr(self, n) for n in runtime_names},
-            "__doc__": func.__doc__,
         }
         if step_type == "generator":
 
@@ -115,10 +135,7 @@ def step(
             namespace["process"] = process
         namespace["__annotations__"] = {name: annotation for name, (annotation, _) in fields.items()}
         namespace.update({name: default for name, (_, default) in fields.items()})
-        namespace["__module__"] = func.__module__
-        namespace["__qualname__"] = func.__qualname__
-        cls: type[_Step] = type(func.__name__, (base,), namespace)
-        return cls
+        return function_class(func, base, namespace)
 
     return decorator
 

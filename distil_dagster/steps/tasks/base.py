@@ -285,6 +285,18 @@ class Task(_Task, Step):
         rows = self.input_batch_size or 1
         return min(math.ceil((self.llm.max_concurrency or 1) / rows) + 1, _MAX_CONCURRENT_BATCHES)
 
+    def _generate(
+        self,
+        rows: list[dict[str, Any]],
+        conversations: list[ChatType],
+        num_generations: int,
+        generation_kwargs: dict[str, Any],
+    ) -> list[GenerateOutput]:
+        """The LLM's outputs for ``conversations``, one per conversation, in order (``rows`` are the
+        rows they were formatted from): one ``generate_outputs`` call for the batch. Tasks that send
+        settings per row (``StructuredGeneration``) override it."""
+        return self.llm.generate_outputs(conversations, num_generations=num_generations, **generation_kwargs)
+
     def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]  # one input, as distilabel
         """Generate for every row of the batch and yield the formatted rows."""
         n = self.num_generations or 1
@@ -297,8 +309,9 @@ class Task(_Task, Step):
                 conversations.append(None)
                 errors[i] = f"format_input failed: {type(exc).__name__}: {exc}"
         valid = [c for c in conversations if c is not None]
+        valid_rows = [row for row, c in zip(inputs, conversations) if c is not None]
         kwargs = self.llm.get_generation_kwargs()
-        outputs = self.llm.generate_outputs(valid, num_generations=n, **kwargs) if valid else []
+        outputs = self._generate(valid_rows, valid, n, kwargs) if valid else []
         if len(outputs) != len(valid):
             raise ValueError(
                 f"{type(self.llm).__name__}.generate returned {len(outputs)} outputs for {len(valid)} inputs."
