@@ -15,8 +15,9 @@ from pydantic import BaseModel
 from distil_dagster.models import LLM, GenerateOutput, OllamaLLM, OpenAILLM
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts
-from distil_dagster.steps.tasks import StructuredGeneration, Task
+from distil_dagster.steps.tasks import StructuredGeneration
 from tests.models.openai_server import FakeOpenAIServer
+from tests.steps.task_runs import run_task
 
 META = "distilabel_metadata"
 CHARACTER = {
@@ -56,14 +57,6 @@ def openai_llm(server: FakeOpenAIServer, **kwargs: Any) -> OpenAILLM:
 def received(server: FakeOpenAIServer) -> dict[str, Any]:
     """The ``response_format`` of each request, by its last user message."""
     return {body["messages"][-1]["content"]: body.get("response_format") for body in server.bodies}
-
-
-def run_task(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    task.load()
-    try:
-        return next(iter(task.process([dict(r) for r in rows])))
-    finally:
-        task.unload()
 
 
 # -- a pipeline, on every executor ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from distil_dagster.models import LLM, GenerateOutput
 from distil_dagster.pipeline import Pipeline
 from distil_dagster.steps import LoadDataFromDicts
 from distil_dagster.steps.tasks import Task, task
+from tests.steps.task_runs import run_task
 
 META = "distilabel_metadata"
 
@@ -57,14 +58,6 @@ ROWS = [{"topic": "rain", "style": "sad"}, {"topic": "sun", "style": "happy"}]
 def expected(topic: str, style: str) -> dict[str, Any]:
     user = f"Write a poem about {topic}.\nKeep it {style}."
     return {"system": f"You write {style} poems.", "user": user, "words": len(user.split())}
-
-
-def run_task(instance: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    instance.load()
-    try:
-        return next(iter(instance.process([dict(r) for r in rows])))
-    finally:
-        instance.unload()
 
 
 def build(cache_dir: Path) -> Pipeline:

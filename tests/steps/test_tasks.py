@@ -19,6 +19,7 @@ from distil_dagster.steps import LoadDataFromDicts
 from distil_dagster.steps.tasks import ChatGeneration, GeneratorTask, Task, TextGeneration
 from distil_dagster.steps.typing import GeneratorStepOutput
 from tests.models.openai_server import FakeOpenAIServer
+from tests.steps.task_runs import run_task
 
 SECRET = "sk-pipeline-SECRET-9876"
 META = "distilabel_metadata"
@@ -48,14 +49,6 @@ class ScriptedLLM(LLM):
             stats = {"input_tokens": [len(conversation)] * num_generations, "output_tokens": [1] * num_generations}
             outputs.append({"generations": generations, "statistics": stats})  # type: ignore[typeddict-item]
         return outputs
-
-
-def run_task(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    task.load()
-    try:
-        return next(iter(task.process([dict(r) for r in rows])))
-    finally:
-        task.unload()
 
 
 def test_text_generation_row_columns_and_metadata() -> None:
