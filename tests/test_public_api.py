@@ -58,7 +58,9 @@ EXPORTS = {
     ],
     "distil_dagster.models": [
         "LLM",
+        "AnyscaleLLM",
         "AsyncLLM",
+        "AzureOpenAILLM",
         "ChatType",
         "ClientvLLM",
         "Embeddings",
@@ -67,6 +69,7 @@ EXPORTS = {
         "OllamaLLM",
         "OpenAILLM",
         "SentenceTransformerEmbeddings",
+        "TogetherLLM",
         "TransformersLLM",
     ],
     "distil_dagster.errors": [

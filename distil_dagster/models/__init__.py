@@ -9,11 +9,22 @@ from distil_dagster.models.llms import LLM, AsyncLLM, ChatType, GenerateOutput
 
 if TYPE_CHECKING:
     from distil_dagster.models.embeddings import Embeddings, SentenceTransformerEmbeddings
-    from distil_dagster.models.llms import ClientvLLM, InferenceEndpointsLLM, OllamaLLM, OpenAILLM, TransformersLLM
+    from distil_dagster.models.llms import (
+        AnyscaleLLM,
+        AzureOpenAILLM,
+        ClientvLLM,
+        InferenceEndpointsLLM,
+        OllamaLLM,
+        OpenAILLM,
+        TogetherLLM,
+        TransformersLLM,
+    )
 
 __all__ = [
     "LLM",
+    "AnyscaleLLM",
     "AsyncLLM",
+    "AzureOpenAILLM",
     "ChatType",
     "ClientvLLM",
     "Embeddings",
@@ -22,14 +33,18 @@ __all__ = [
     "OllamaLLM",
     "OpenAILLM",
     "SentenceTransformerEmbeddings",
+    "TogetherLLM",
     "TransformersLLM",
 ]
 
 _LAZY = {
+    "AnyscaleLLM": "distil_dagster.models.llms",
+    "AzureOpenAILLM": "distil_dagster.models.llms",
     "ClientvLLM": "distil_dagster.models.llms",
     "OllamaLLM": "distil_dagster.models.llms",
     "InferenceEndpointsLLM": "distil_dagster.models.llms",
     "OpenAILLM": "distil_dagster.models.llms",
+    "TogetherLLM": "distil_dagster.models.llms",
     "TransformersLLM": "distil_dagster.models.llms",
     "Embeddings": "distil_dagster.models.embeddings",
     "SentenceTransformerEmbeddings": "distil_dagster.models.embeddings",

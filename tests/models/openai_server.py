@@ -1,11 +1,12 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
 ``FakeOpenAIServer`` serves ``POST /v1/chat/completions`` (and the legacy ``POST /v1/completions``,
-whose answer echoes the prompt string) on a free port with plain asyncio streams
-(``asyncio.start_server``) in a thread running its own event loop. It speaks just enough HTTP/1.1:
-keep-alive connections, request bodies with ``Content-Length`` or chunked, answers with
-``Content-Length``. A web framework would cost a few ms per request when many answers are due at
-once, which would cap what a client can reach in ``benchmarks/llm_concurrency.py``.
+whose answer echoes the prompt string), also under Azure OpenAI's deployment routes
+(``/openai/deployments/<name>/chat/completions`` and ``.../completions``), on a free port with
+plain asyncio streams (``asyncio.start_server``) in a thread running its own event loop. It speaks
+just enough HTTP/1.1: keep-alive connections, request bodies with ``Content-Length`` or chunked,
+answers with ``Content-Length``. A web framework would cost a few ms per request when many answers
+are due at once, which would cap what a client can reach in ``benchmarks/llm_concurrency.py``.
 
 Each answer echoes the last user message. Markers in that message choose a misbehaviour, so the
 behaviour of a row does not depend on request order or concurrency:
@@ -15,14 +16,15 @@ behaviour of a row does not depend on request order or concurrency:
 - ``#malformed``: answer 200 with a body that is not JSON.
 - ``#stall``: never answer (until the server stops, then 503), to exercise client timeouts.
 - ``#ignore-n``: answer one choice whatever ``n`` asks (as some servers do).
-- ``#status=401``: the error message echoes the ``Authorization`` header, as careless servers do.
+- ``#status=401``: the error message echoes the ``Authorization`` header (else Azure's ``api-key``),
+  as careless servers do.
 
 With ``response_format={"type": "json_schema", ...}`` the answer is a JSON object following the
 schema. With ``logprobs`` (``top_logprobs`` candidates; on ``/completions``, ``logprobs`` is that
 number) every word of an answer is a token: its own candidate has log probability -0.5, the k-th
 other candidate ``<word>~k`` has -1-k. ``echo`` on ``/completions`` puts the prompt and a space before the answer. ``latency`` (seconds, ``asyncio.sleep``) delays every answer. The server counts requests,
-attempts per message, the most requests in flight at once, and keeps the headers and body of
-every request; ``GET /stats`` returns the counters
+attempts per message, the most requests in flight at once, and keeps the target (path and
+query), headers and body of every request; ``GET /stats`` returns the counters
 and the busy window (first request in to last answer out), ``POST /stats/reset`` clears them (for
 a server in another process, as in ``benchmarks/llm_concurrency.py``). ``GET /v1/models`` lists one
 model, ``served-model``. Other routes answer 404.
@@ -43,6 +45,7 @@ from typing import Any, NamedTuple
 __all__ = ["FakeOpenAIServer"]
 
 _FLAKY = re.compile(r"#flaky=(\d{3})x(\d+)")
+_AZURE_ROUTE = re.compile(r"/openai/deployments/[^/]+/(chat/)?completions")
 _STATUS = re.compile(r"#status=(\d{3})")
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
@@ -69,7 +72,8 @@ class FakeOpenAIServer:
         attempts: requests received per last user message.
         in_flight / max_in_flight: requests being served now / at most at once.
         authorizations: the distinct ``Authorization`` headers received.
-        headers / bodies: per request in arrival order, its headers (names in lower case) and body.
+        paths / headers / bodies: per request in arrival order, its target (path and query), its
+            headers (names in lower case) and its body.
     """
 
     def __init__(self, latency: float = 0.0) -> None:
@@ -80,6 +84,7 @@ class FakeOpenAIServer:
         self.max_in_flight = 0
         self.authorizations: set[str] = set()
         self.response_formats: list[Any] = []
+        self.paths: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.bodies: list[Any] = []
         self.first_start: float | None = None
@@ -101,6 +106,7 @@ class FakeOpenAIServer:
         self.first_start = self.last_end = None
         self.attempts.clear()
         self.response_formats.clear()
+        self.paths.clear()
         self.headers.clear()
         self.bodies.clear()
 
@@ -183,7 +189,9 @@ class FakeOpenAIServer:
 
     async def _dispatch(self, request: _Request) -> _Response:
         route = (request.method, request.path.split("?", 1)[0])
-        if route in (("POST", "/v1/chat/completions"), ("POST", "/v1/completions")):
+        if route in (("POST", "/v1/chat/completions"), ("POST", "/v1/completions")) or (
+            route[0] == "POST" and _AZURE_ROUTE.fullmatch(route[1])
+        ):
             return await self._chat(request)
         if route == ("GET", "/v1/models"):  # what vLLM lists: the model it serves
             return _json({"object": "list", "data": [{"id": "served-model", "object": "model"}]})
@@ -203,6 +211,7 @@ class FakeOpenAIServer:
         try:
             auth = request.headers.get("authorization", "")
             self.authorizations.add(auth)
+            self.paths.append(request.path)
             try:
                 body = json.loads(request.body)
             except ValueError:
@@ -212,7 +221,8 @@ class FakeOpenAIServer:
             if not isinstance(body, dict):
                 return _error(400, "the request body is not a JSON object")
             self.response_formats.append(body.get("response_format"))
-            return await self._answer(body, auth, legacy=request.path.startswith("/v1/completions"))
+            legacy = not request.path.split("?", 1)[0].endswith("/chat/completions")
+            return await self._answer(body, auth or request.headers.get("api-key", ""), legacy=legacy)
         finally:
             self.in_flight -= 1
             self.last_end = time.perf_counter()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import random
 import re
 from typing import Any, ClassVar
@@ -36,6 +35,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pri
 
 from distil_dagster.mixins.runtime_parameters import OptionalRuntimeParameter
 from distil_dagster.models.llms.base import AsyncLLM
+from distil_dagster.models.llms.env_defaults import env_secret, env_str
 from distil_dagster.models.llms.http_transport import lean_transport
 from distil_dagster.models.llms.typing import ChatType, GenerateOutput, Logprob
 from distil_dagster.secrets import mask_secret
@@ -49,11 +49,6 @@ _MAX_BACKOFF = 8.0
 _MAX_RETRY_AFTER = 60.0
 _RETRY_STATUS = frozenset({408, 409, 429})
 _CONNECTIONS_PER_CLIENT = 16
-
-
-def _api_key_from_env() -> SecretStr | None:
-    value = os.getenv(_API_KEY_ENV)
-    return SecretStr(value) if value else None
 
 
 def _retry_delay(exc: Exception, attempt: int, backoff: float) -> float | None:
@@ -95,11 +90,11 @@ class OpenAILLM(AsyncLLM):
 
     model: str
     base_url: OptionalRuntimeParameter[str] = Field(
-        default_factory=lambda: os.getenv(_BASE_URL_ENV) or "https://api.openai.com/v1",
+        default_factory=env_str(_BASE_URL_ENV, "https://api.openai.com/v1"),
         description="The base URL of the OpenAI-compatible API.",
     )
     api_key: OptionalRuntimeParameter[SecretStr] = Field(
-        default_factory=_api_key_from_env, description=f"The API key (default: ${_API_KEY_ENV})."
+        default_factory=env_secret(_API_KEY_ENV), description=f"The API key (default: ${_API_KEY_ENV})."
     )
     timeout: OptionalRuntimeParameter[PositiveFloat] = Field(
         default=120.0, description="Seconds each request attempt may take."
@@ -117,6 +112,8 @@ class OpenAILLM(AsyncLLM):
     signature_exclude: ClassVar[frozenset[str]] = frozenset(
         {"max_concurrency", "api_key", "timeout", "max_retries", "retry_backoff", "default_headers"}
     )
+    api_key_env: ClassVar[str] = _API_KEY_ENV
+    """The variable ``api_key`` defaults to (a provider's subclass names its own), named when it is missing."""
 
     _clients: list[openai.AsyncOpenAI] = PrivateAttr(default_factory=list)
     _free: asyncio.Queue[int] | None = PrivateAttr(default=None)
@@ -128,14 +125,27 @@ class OpenAILLM(AsyncLLM):
     def model_name(self) -> str:
         return self.model
 
+    def missing_settings(self) -> list[str]:
+        """What this LLM lacks to load, one phrase per setting (subclasses add theirs); ``resolve_target``
+        raises them together."""
+        if self.api_key is not None:
+            return []
+        return [
+            f"no API key; pass `api_key=` or set ${self.api_key_env} "
+            "(any non-empty value for servers that do not check keys)"
+        ]
+
     def resolve_target(self) -> tuple[str | None, str, SecretStr]:
         """The API root, the model name sent and the key of this load (subclasses that find
-        them elsewhere override it; the fields themselves are left as they are)."""
-        if self.api_key is None:
-            raise ValueError(
-                f"OpenAILLM: no API key; pass `api_key=` or set ${_API_KEY_ENV} "
-                "(any non-empty value for servers that do not check keys)."
-            )
+        them elsewhere override it; the fields themselves are left as they are).
+
+        Raises:
+            ValueError: naming this class and every missing setting (``missing_settings``).
+        """
+        missing = self.missing_settings()
+        if missing:
+            raise ValueError(f"{type(self).__name__}: {'; '.join(missing)}.")
+        assert self.api_key is not None, "missing_settings() names a missing key"
         return self.base_url, self.model, self.api_key
 
     def load(self) -> None:
@@ -151,17 +161,7 @@ class OpenAILLM(AsyncLLM):
             size = math.ceil(concurrency / count)
             limits = httpx2.Limits(max_connections=size, max_keepalive_connections=size)
             http_clients = [openai.DefaultAsyncHttpxClient(limits=limits) for _ in range(count)]
-        self._clients = [
-            openai.AsyncOpenAI(
-                api_key=self._key.get_secret_value(),
-                base_url=base_url,
-                timeout=self.timeout,
-                max_retries=0,
-                default_headers=self.default_headers,
-                http_client=http_client,
-            )
-            for http_client in http_clients
-        ]
+        self._clients = [self.make_client(base_url, http_client) for http_client in http_clients]
         for client in self._clients:
             _find_platform(client)
         self._lean = transport is not None
@@ -169,6 +169,19 @@ class OpenAILLM(AsyncLLM):
             self._free = asyncio.Queue()
             for slot in range(concurrency):
                 self._free.put_nowait(slot % count)
+
+    def make_client(self, base_url: str | None, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
+        """One async client of this load on ``http_client``, with the key of ``resolve_target`` and no
+        retries of its own (a subclass for an API of another shape returns that API's client)."""
+        assert self._key is not None, "resolve_target() first"
+        return openai.AsyncOpenAI(
+            api_key=self._key.get_secret_value(),
+            base_url=base_url,
+            timeout=self.timeout,
+            max_retries=0,
+            default_headers=self.default_headers,
+            http_client=http_client,
+        )
 
     def admitted(self) -> int:
         """Twice ``max_concurrency`` on the lean transport: it keeps ``max_concurrency`` requests on
