@@ -98,16 +98,26 @@ def is_distilabel(type_info: Any) -> bool:
     return isinstance(type_info, dict) and str(type_info.get("module") or "").split(".")[0] == "distilabel"
 
 
+_NO_DEFAULT = object()
+#: distilabel defaults that ask for what distil_dagster does anyway: ``cuda_devices: auto`` lets the
+#: device placement choose, as the engine's placement does for every step.
+_NEUTRAL_DEFAULTS: dict[str, Any] = {"cuda_devices": "auto"}
+
+
 def distilabel_only_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """``data`` (the fields distilabel wrote for an object of ``cls``) without the fields ``cls``
-    lacks that hold nothing (``None``, ``False``, empty).
+    lacks that hold nothing (``None``, ``False``, empty, or a default in ``_NEUTRAL_DEFAULTS``).
 
     Raises:
         TypeInfoError: naming the fields ``cls`` lacks that hold a value.
     """
     fields = getattr(cls, "model_fields", {})
     unknown = {key: value for key, value in data.items() if key not in fields and key != "name"}
-    used = sorted(key for key, value in unknown.items() if value not in (None, False, [], {}, ""))
+    used = sorted(
+        key
+        for key, value in unknown.items()
+        if value not in (None, False, [], {}, "") and _NEUTRAL_DEFAULTS.get(key, _NO_DEFAULT) != value
+    )
     if used:
         raise TypeInfoError(
             f"distilabel's {cls.__name__} fields {used} have no distil_dagster counterpart; remove them "

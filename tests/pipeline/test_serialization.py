@@ -332,3 +332,14 @@ def test_routing_written_by_distilabel_routes_to_the_steps_successors(tmp_path: 
     }
     distiset = pipeline.run(executor="inline")
     assert sorted(r["a"] for r in rows(distiset, "keep") + rows(distiset, "keep_b")) == [0, 1, 2, 3]
+
+
+def test_distilabel_defaults_that_ask_for_what_the_engine_does_are_dropped() -> None:
+    from distil_dagster.models import OpenAILLM
+    from distil_dagster.type_info import TypeInfoError, distilabel_only_fields
+
+    written = {"model": "m", "cuda_devices": "auto", "disable_cuda_device_placement": False}
+
+    assert distilabel_only_fields(OpenAILLM, written) == {"model": "m"}
+    with pytest.raises(TypeInfoError, match=r"OpenAILLM fields \['cuda_devices'\] have no distil_dagster counterpart"):
+        distilabel_only_fields(OpenAILLM, {**written, "cuda_devices": [0, 1]})
