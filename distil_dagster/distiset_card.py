@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from distil_dagster.pipeline.serialization import read_yaml
+
 __all__ = ["card_text", "size_category"]
 
 _BUCKETS = (
@@ -58,7 +60,7 @@ def _steps(pipeline_path: Path | None) -> list[str]:
     if pipeline_path is None or not pipeline_path.exists():
         return []
     try:
-        data = yaml.safe_load(pipeline_path.read_text(encoding="utf-8"))
+        data = read_yaml(pipeline_path.read_text(encoding="utf-8"))
         steps = data["pipeline"]["steps"]
         return [f"`{s['name']}` ({s['step']['type_info']['name']})" for s in steps]
     except (yaml.YAMLError, KeyError, TypeError):

@@ -2,7 +2,8 @@
 
 Loading only imports and instantiates step classes (subclasses of the step base) and routing
 functions marked as such — never an arbitrary callable named in the data (see
-``distil_dagster.type_info``). YAML is read with ``yaml.safe_load``; documents nested too deeply
+``distil_dagster.type_info``). YAML is read with ``yaml.safe_load``'s loader (``read_yaml``: plus
+tuples as lists, which distilabel writes for one of its descriptions); documents nested too deeply
 or expanding (through aliases) past a bound are refused. Every problem of a document is reported
 in one ``PipelineValidationError`` naming the file. Secrets are never written.
 """
@@ -285,6 +286,19 @@ def load_pipeline(data: Any, source: str = "<data>") -> Pipeline:
     return pipeline
 
 
+class _DocumentLoader(yaml.SafeLoader):
+    """The safe loader, also reading ``!!python/tuple`` as a list: plain data (distilabel 1.5.3 writes
+    one for a description of ``LoadDataFromDisk``); any other Python tag is still refused."""
+
+
+_DocumentLoader.add_constructor("tag:yaml.org,2002:python/tuple", _DocumentLoader.construct_sequence)
+
+
+def read_yaml(text: str) -> Any:
+    """A YAML document read safely (see ``_DocumentLoader``)."""
+    return yaml.load(text, Loader=_DocumentLoader)  # a SafeLoader subclass
+
+
 def load_file(path: str | Path, fmt: Format = "yaml") -> Pipeline:
     """Read a ``pipeline.yaml`` (or, ``fmt="json"``, a ``pipeline.json``) — a file, or an
     ``http(s)://`` URL such as a Hub dataset's — safely and rebuild the pipeline."""
@@ -292,7 +306,7 @@ def load_file(path: str | Path, fmt: Format = "yaml") -> Pipeline:
     what = "YAML" if fmt == "yaml" else "JSON"
     try:
         text = fetch_text(source) if is_url(path) else Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
+        data = read_yaml(text) if fmt == "yaml" else json.loads(text)
     except (OSError, http.client.HTTPException, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         raise PipelineValidationError([f"{source}: cannot read pipeline {what} ({exc})."]) from exc
     except RecursionError as exc:

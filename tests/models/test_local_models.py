@@ -166,6 +166,17 @@ def test_minilm_embeds_offline_and_ranks_a_paraphrase_above_an_unrelated_sentenc
 
 
 @pytest.mark.slow
+def test_minilm_quantizes_to_the_precision_asked(minilm: SentenceTransformerEmbeddings, offline: None) -> None:
+    texts = ["The cat is sleeping on the sofa.", "Interest rates rose in March."]
+
+    as_int8 = np.asarray(minilm.model_copy(update={"precision": "int8"}).encode(texts))
+    as_bits = np.asarray(minilm.model_copy(update={"precision": "ubinary"}).encode(texts))
+
+    assert as_int8.shape == (2, 384) and as_int8.dtype.kind == "i" and as_int8.min() >= -128
+    assert as_bits.shape == (2, 384 // 8) and as_bits.max() <= 255
+
+
+@pytest.mark.slow
 def test_embedding_generation_writes_vectors_and_keeps_missing_texts_empty(
     minilm: SentenceTransformerEmbeddings,
 ) -> None:

@@ -277,6 +277,20 @@ def test_a_pipeline_file_written_by_distilabel_runs_with_the_counterpart_classes
     assert rows(pipeline.run(executor="inline")) == [{"a": 1}, {"a": 2}]
 
 
+def test_a_description_distilabel_writes_as_a_python_tuple_loads(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"a": 1}\n')
+    document = _distilabel_document(data, {})
+    document["pipeline"]["steps"][0]["step"]["runtime_parameters_info"] = [  # type: ignore[index]
+        {"name": "config", "optional": True, "description": ("The configuration", " of the dataset.")}
+    ]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.dump(document))  # the tuple is written as distilabel writes it
+    assert "!!python/tuple" in path.read_text()
+
+    assert Pipeline.from_yaml(path).dag.names == ["load", "keep"]
+
+
 def test_distilabel_classes_or_fields_without_a_counterpart_are_refused_by_name(tmp_path: Path) -> None:
     document = _distilabel_document(tmp_path / "rows.jsonl", {"shuffle_files": True})  # a field ours lacks
     document["pipeline"]["steps"][1]["step"]["type_info"] = {  # type: ignore[index]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, PrivateAttr
 
@@ -31,6 +31,8 @@ class SentenceTransformerEmbeddings(Embeddings):
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
         normalize_embeddings: scale every vector to unit length (cosine = dot product).
         truncate_dim: keep only the first dimensions of each vector.
+        precision: the vectors' precision, as sentence-transformers quantizes them (``float32``;
+            ``int8``/``uint8`` give integers; ``binary``/``ubinary`` pack 8 dimensions per value).
         trust_remote_code: allow the model's own code from its repository.
         model_kwargs: extra keyword arguments of the underlying transformers model.
         tokenizer_kwargs: extra keyword arguments of the tokenizer.
@@ -48,6 +50,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         default=True, description="Whether to scale every vector to unit length."
     )
     truncate_dim: int | None = None
+    precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32"
     trust_remote_code: bool = False
     model_kwargs: dict[str, Any] | None = None
     tokenizer_kwargs: dict[str, Any] | None = None
@@ -100,6 +103,7 @@ class SentenceTransformerEmbeddings(Embeddings):
             inputs,
             batch_size=self.batch_size,
             normalize_embeddings=bool(self.normalize_embeddings),
+            precision=self.precision,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
