@@ -291,7 +291,12 @@ class _DocumentLoader(yaml.SafeLoader):
     one for a description of ``LoadDataFromDisk``); any other Python tag is still refused."""
 
 
-_DocumentLoader.add_constructor("tag:yaml.org,2002:python/tuple", _DocumentLoader.construct_sequence)
+def _tuple_as_list(loader: _DocumentLoader, node: yaml.Node) -> list[Any]:
+    assert isinstance(node, yaml.SequenceNode), "the tag marks a sequence"
+    return loader.construct_sequence(node)
+
+
+_DocumentLoader.add_constructor("tag:yaml.org,2002:python/tuple", _tuple_as_list)
 
 
 def read_yaml(text: str) -> Any:
