@@ -292,7 +292,8 @@ class _DocumentLoader(yaml.SafeLoader):
 
 
 def _tuple_as_list(loader: _DocumentLoader, node: yaml.Node) -> list[Any]:
-    assert isinstance(node, yaml.SequenceNode), "the tag marks a sequence"
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, "a !!python/tuple that is not a sequence", node.start_mark)
     return loader.construct_sequence(node)
 
 
