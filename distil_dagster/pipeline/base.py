@@ -80,7 +80,7 @@ class Pipeline:
     @requirements.setter
     def requirements(self, value: list[str]) -> None:
         try:
-            self._requirements = parse_requirements(value, f"Pipeline {self._name or ''!r}")
+            self._requirements = parse_requirements(value, f"Pipeline {self._name!r}" if self._name else "Pipeline")
         except ValueError as exc:
             raise PipelineValidationError([str(exc)]) from None
 
