@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import re
 import sys
 import tokenize
 from collections.abc import Iterable
@@ -63,6 +64,9 @@ def fork_reason(steps: Iterable[Any]) -> str | None:
     return None
 
 
+_PLAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*(['"])__main__\1\s*:""", re.MULTILINE)
+
+
 def _guarded(path: str) -> bool:
     """Whether the script has a top-level ``if __name__ == "__main__":`` block."""
     try:
@@ -72,6 +76,8 @@ def _guarded(path: str) -> bool:
         return False
     if "__main__" not in source:
         return False
+    if _PLAIN_GUARD.search(source):  # the usual spelling, found without parsing the script
+        return True
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
