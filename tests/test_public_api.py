@@ -30,6 +30,7 @@ EXPORTS = {
         "LoadDataFromFileSystem",
         "LoadDataFromHub",
         "MergeColumns",
+        "MinHashDedup",
         "PushToHub",
         "Step",
         "StepInput",

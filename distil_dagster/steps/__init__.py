@@ -24,6 +24,7 @@ from distil_dagster.steps.typing import GeneratorStepOutput, StepOutput
 
 if TYPE_CHECKING:
     from distil_dagster.steps.columns.merge import MergeColumns
+    from distil_dagster.steps.filtering.minhash import MinHashDedup
     from distil_dagster.steps.formatting import (
         ConversationTemplate,
         FormatChatGenerationDPO,
@@ -58,6 +59,7 @@ __all__ = [
     "LoadDataFromFileSystem",
     "LoadDataFromHub",
     "MergeColumns",
+    "MinHashDedup",
     "PushToHub",
     "Step",
     "StepInput",
@@ -70,6 +72,7 @@ __all__ = [
 
 _LAZY = {
     "MergeColumns": "distil_dagster.steps.columns.merge",
+    "MinHashDedup": "distil_dagster.steps.filtering.minhash",
     "ConversationTemplate": "distil_dagster.steps.formatting",
     "FormatChatGenerationDPO": "distil_dagster.steps.formatting",
     "FormatChatGenerationSFT": "distil_dagster.steps.formatting",
