@@ -236,12 +236,14 @@ def run_pipeline(
     if ray_address is not None:
         config = (config or EngineConfig()).model_copy(update={"ray_address": ray_address})
     with settled_heap():  # objects alive now are long-lived: full GC passes skip them
-        steps = (pipeline.dag.step(name) for name in pipeline.dag.names)
-        start_method = start_method_for((config or EngineConfig()).start_method, steps)
         # While workers start the main thread mostly waits. Not inline (the thread would take the GIL
         # from the engine and its committer) nor with plain fork (a child forked while the thread
         # holds an import lock could never take it).
-        background = executor == "ray" or (executor == "processes" and start_method != "fork")
+        background = executor == "ray" or (
+            executor == "processes"
+            and start_method_for((config or EngineConfig()).start_method, map(pipeline.dag.step, pipeline.dag.names))
+            != "fork"
+        )
         warm = import_in_background("distil_dagster.distiset") if background else None
         saved = _runtime_values(pipeline) if dry_run else None
         temp_dir = Path(tempfile.mkdtemp(prefix="distil-dagster-dry-run-")) if dry_run else None

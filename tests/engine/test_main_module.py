@@ -112,3 +112,16 @@ def test_where_fork_is_not_the_way_the_error_says_what_to_do(tmp_path: Path, mon
 
     with pytest.raises(PipelineValidationError, match=r"the script unguarded\.py has no .*executor=\"inline\""):
         start_method_for(None, [])
+
+
+def test_the_inline_executor_never_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows) -> None:
+    from distil_dagster.pipeline import Pipeline
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("print('runs at import')\n")
+    _main_script(monkeypatch, script)
+    monkeypatch.setattr(main_module.sys, "platform", "darwin")
+    with Pipeline(name="inline", cache_dir=tmp_path / "cache") as pipeline:
+        LoadDataFromDicts(name="load", data=[{"a": 1}])
+
+    assert rows(pipeline.run(executor="inline")) == [{"a": 1}]
