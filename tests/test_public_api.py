@@ -51,6 +51,8 @@ EXPORTS = {
     "distil_dagster.distiset": ["Distiset", "create_distiset"],
     "distil_dagster.steps.tasks": [
         "ChatGeneration",
+        "ChatItem",
+        "ChatType",
         "GeneratorTask",
         "StructuredGeneration",
         "Task",
