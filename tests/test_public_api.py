@@ -57,6 +57,7 @@ EXPORTS = {
         "StructuredGeneration",
         "Task",
         "TextGeneration",
+        "TextGenerationWithImage",
         "task",
     ],
     "distil_dagster.models": [

@@ -6,6 +6,7 @@ from distil_dagster.steps.tasks.chat_generation import ChatGeneration
 from distil_dagster.steps.tasks.decorator import task
 from distil_dagster.steps.tasks.structured_generation import StructuredGeneration
 from distil_dagster.steps.tasks.text_generation import TextGeneration
+from distil_dagster.steps.tasks.text_generation_with_image import TextGenerationWithImage
 
 __all__ = [
     "ChatGeneration",
@@ -15,5 +16,6 @@ __all__ = [
     "StructuredGeneration",
     "Task",
     "TextGeneration",
+    "TextGenerationWithImage",
     "task",
 ]

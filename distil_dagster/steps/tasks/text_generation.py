@@ -55,14 +55,14 @@ class TextGeneration(Task):
         problems = [f"column '{c}' is not used in the template" for c in columns if c not in used]
         problems += [f"template variable '{v}' is not in `columns`" for v in sorted(used) if v not in columns]
         if problems:
-            raise ValueError(f"TextGeneration: {'; '.join(problems)} (template: {self.template!r}).")
+            raise ValueError(f"{type(self).__name__}: {'; '.join(problems)} (template: {self.template!r}).")
         return self
 
     @model_validator(mode="after")
     def _warn_use_system_prompt(self) -> TextGeneration:
         if not self.use_system_prompt:
             warnings.warn(
-                "TextGeneration: `use_system_prompt` is deprecated and has no effect (as in distilabel 1.5); "
+                f"{type(self).__name__}: `use_system_prompt` is deprecated and has no effect (as in distilabel 1.5); "
                 "the system prompt is still sent. Leave `system_prompt` unset and drop the rows' "
                 "`system_prompt` column to send none.",
                 FutureWarning,
