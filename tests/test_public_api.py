@@ -16,6 +16,7 @@ EXPORTS = {
         "EmbeddingDedup",
         "EmbeddingGeneration",
         "ExpandColumns",
+        "FaissNearestNeighbour",
         "FormatChatGenerationDPO",
         "FormatChatGenerationSFT",
         "FormatTextGenerationDPO",

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from distil_dagster.steps.generators.sampler import DataSampler
     from distil_dagster.steps.generators.utils import make_generator_step
     from distil_dagster.steps.hub import PushToHub
+    from distil_dagster.steps.nearest_neighbour import FaissNearestNeighbour
     from distil_dagster.steps.truncate import TruncateTextColumn
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "EmbeddingDedup",
     "EmbeddingGeneration",
     "ExpandColumns",
+    "FaissNearestNeighbour",
     "FormatChatGenerationDPO",
     "FormatChatGenerationSFT",
     "FormatTextGenerationDPO",
@@ -79,6 +81,7 @@ _LAZY = {
     "FormatTextGenerationDPO": "distil_dagster.steps.formatting",
     "FormatTextGenerationSFT": "distil_dagster.steps.formatting",
     "DataSampler": "distil_dagster.steps.generators.sampler",
+    "FaissNearestNeighbour": "distil_dagster.steps.nearest_neighbour",
     "make_generator_step": "distil_dagster.steps.generators.utils",
     "PushToHub": "distil_dagster.steps.hub",
     "TruncateTextColumn": "distil_dagster.steps.truncate",

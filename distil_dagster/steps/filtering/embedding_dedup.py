@@ -2,10 +2,11 @@
 
 A row is a near-duplicate when its cosine similarity with an earlier kept row is at least
 ``threshold``; rows are visited in input order, so the first row of a group is the one kept and
-the kept rows are pairwise below the threshold. Similarities are computed blockwise with numpy:
-``block_size`` rows against ``block_size`` kept rows at a time, so the similarity matrices never
-exceed ``block_size``² floats whatever the number of rows (the vectors themselves are held once,
-as float32). The result does not depend on ``block_size``, which is left out of the signature.
+the kept rows are pairwise below the threshold. Similarities are computed blockwise with numpy
+(``vector_search.inner_products``): ``block_size`` rows against ``block_size`` kept rows at a
+time, so the similarity matrices never exceed ``block_size``² floats whatever the number of rows
+(the vectors themselves are held once, as float32). The result does not depend on
+``block_size``, which is left out of the signature.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import Field, PositiveInt
 from distil_dagster.mixins.runtime_parameters import RuntimeParameter
 from distil_dagster.steps.base import GlobalStep, StepInput
 from distil_dagster.steps.typing import StepOutput
+from distil_dagster.steps.vector_search import inner_products
 
 __all__ = ["KEEP_COLUMN", "EmbeddingDedup", "near_duplicate_mask"]
 
@@ -48,9 +50,8 @@ def near_duplicate_mask(matrix: np.ndarray, threshold: float, block_size: int) -
     for start in range(0, n, block_size):
         block = matrix[start : start + block_size]
         duplicate = np.zeros(block.shape[0], dtype=bool)
-        for k in range(0, len(kept), block_size):
-            earlier = matrix[kept[k : k + block_size]]
-            duplicate |= (block @ earlier.T >= threshold).any(axis=1)
+        for _, similarities in inner_products(block, matrix, block_size, rows=kept):
+            duplicate |= (similarities >= threshold).any(axis=1)
         within = block @ block.T >= threshold
         for i in range(block.shape[0]):
             if not duplicate[i]:  # row i is kept: the later rows like it are duplicates
